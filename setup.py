@@ -1,0 +1,59 @@
+"Packaging for ftbook: metadata from settings.ini (nbdev 2), dependencies listed here with the reason for every upper bound."
+from configparser import ConfigParser
+import setuptools
+
+config = ConfigParser(delimiters=['='])
+config.read('settings.ini', encoding='utf-8')
+cfg = config['DEFAULT']
+
+# Lower bounds are the versions this project was tested with (see ENVIRONMENT in the README).
+requirements = [
+    'torch>=2.13',            # a machine without torch gets the normal (CUDA) build; CI installs the CPU build first
+    'transformers>=5.24',
+    'peft>=0.21.2',
+    'bitsandbytes>=0.50.2',   # 4-bit NF4 on the CPU as well as CUDA
+    'accelerate>=1.15',
+    'safetensors>=0.8',
+    'evaluate>=0.4.6',
+    'rouge-score>=0.1.2',     # the ROUGE metric that `evaluate` wraps
+    'datasets>=5.2',
+    'pandas>=3.1',
+    'ipywidgets>=8.1.9',
+    'matplotlib>=3.11',
+    'jupyterlab>=4.6',
+    'nbdev>=2.4.14,<3',       # nbdev 3 refuses settings.ini, which the design card asks for
+    'fastcore>=1.12.3,<2',    # nbdev 2.4.14 does not import with fastcore 2 (`Param` was removed)
+    'execnb>=0.1.12,<0.1.17', # nbdev 2.4.14 does not import with newer execnb (`execnb.nbio` moved)
+    'pyyaml>=6',
+]
+dev_requirements = [
+    'pytest>=9',
+    'smalldocs>=0.5.4',       # offline docs build where Quarto is not installed
+    'pillow>=11',             # screenshot check of the docs site
+]
+
+setuptools.setup(
+    name = cfg['lib_name'],
+    version = cfg['version'],
+    description = cfg['description'],
+    long_description = open('README.md', encoding='utf-8').read(),
+    long_description_content_type = 'text/markdown',
+    author = cfg['author'],
+    author_email = cfg['author_email'],
+    license = 'Apache Software License 2.0',
+    url = cfg['git_url'],
+    keywords = cfg['keywords'].split(),
+    classifiers = ['Development Status :: 3 - Alpha', 'Intended Audience :: Developers',
+                   'License :: OSI Approved :: Apache Software License', 'Natural Language :: English',
+                   'Programming Language :: Python :: 3.11'],
+    packages = setuptools.find_packages(include=['ftbook', 'ftbook.*']),
+    include_package_data = True,
+    install_requires = requirements,
+    extras_require = {'dev': dev_requirements},
+    python_requires = '>=' + cfg['min_python'],
+    zip_safe = False,
+    entry_points = {
+        'console_scripts': [],
+        'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
+    },
+)

@@ -1,0 +1,72 @@
+"The docs site is real: `make docs` builds a page for every notebook, with its images, and the home page renders in a browser."
+import re, shutil, subprocess, sys, tempfile
+from pathlib import Path
+import nbformat, pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT/'_docs'
+
+def page_name(nb:Path)->str: return re.sub(r'^\d+[a-zA-Z0-9]*_', '', nb.stem.lower()) + '.html'
+def notebooks(): return sorted((ROOT/'nbs').glob('*.ipynb'))
+
+@pytest.fixture(scope='module')
+def site():
+    "Build the site once for this module, exactly as `make docs` does."
+    readme = (ROOT/'README.md').read_text()
+    subprocess.run([sys.executable, 'tools/docs.py'], cwd=ROOT, check=True)
+    return readme
+
+def test_every_notebook_is_a_page(site):
+    assert (DOCS/'index.html').exists()
+    for nb in notebooks():
+        page = DOCS/page_name(nb)
+        assert page.exists(), f'{nb.name} has no page {page.name} in _docs/'
+        title = nbformat.read(nb, as_version=4).cells[0].source.splitlines()[0].lstrip('# ').strip()
+        assert title in page.read_text(), f'{page.name} does not show the title of {nb.name}'
+
+def test_pages_show_the_notebook_images(site):
+    for nb in notebooks():
+        n_images = sum('image/png' in o.get('data', {}) for c in nbformat.read(nb, as_version=4).cells
+                       if c.cell_type=='code' for o in c.get('outputs', []))
+        html = (DOCS/page_name(nb)).read_text()
+        srcs = re.findall(r'<img[^>]+src="([^"]+)"', html)
+        assert len(srcs) >= n_images, f'{nb.name} has {n_images} plots but its page shows {len(srcs)} images'
+        for s in srcs:
+            assert s.startswith(('data:', 'http')) or (DOCS/s).exists(), f'{page_name(nb)}: image {s} is missing'
+
+def test_no_broken_links(site):
+    "smalldocs finds no broken link or ignored syntax in the processed pages (nbdev's auto-links included)."
+    if shutil.which('quarto'): pytest.skip('the site was built by Quarto')
+    res = subprocess.run([str(Path(sys.executable).parent/'smalldocs'), 'check', str(ROOT/'_proc')],
+                         capture_output=True, text=True)
+    assert res.returncode==0, res.stdout + res.stderr
+
+def test_readme_is_made_from_index(site):
+    if shutil.which('quarto'): pytest.skip('nbdev_readme (Quarto) formats the README its own way')
+    assert (ROOT/'README.md').read_text() == site, 'README.md was out of date with nbs/index.ipynb: commit the rebuilt README.md'
+    assert 'make demo' in site and 'make test' in site
+
+def screenshot(url:str, out:Path, size=(1280, 900)):
+    "A PNG of `url` in headless Chromium (flags that keep it off this machine's closed network)."
+    chromium = shutil.which('chromium') or shutil.which('chromium-browser')
+    if chromium is None: pytest.fail('chromium is not installed: run `make chromium` (Debian package `chromium`)')
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([chromium, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                        f'--user-data-dir={profile}', f'--window-size={size[0]},{size[1]}', f'--screenshot={out}', url],
+                       check=True, capture_output=True, timeout=120)
+    return Image.open(out).convert('RGB')
+
+def test_home_page_renders(site):
+    out = DOCS/'_screenshot_home.png'
+    img = screenshot((DOCS/'index.html').as_uri(), out)
+    assert img.size == (1280, 900)
+    gray = img.convert('L')
+    dark = sum(gray.histogram()[:128]) / (img.size[0]*img.size[1])  # text, code and navbar pixels
+    colors = len(img.getcolors(maxcolors=1_000_000) or [])
+    assert dark > 0.02, f'home page screenshot {out} is nearly blank ({dark:.1%} dark pixels)'
+    assert colors > 50, f'home page screenshot {out} has only {colors} colours: no rendered text'
+    # the navbar is the site's primary colour, so the theme and its CSS loaded
+    r,g,b = img.getpixel((img.size[0]//2, 20))
+    assert b > 150 and r < 100, f'navbar colour {(r,g,b)} is not the theme colour: CSS missing?'
