@@ -1,0 +1,77 @@
+"ftbook.quant as a user imports it: the real model end to end, an interrupted conversion, and bad inputs that must fail clearly."
+import json, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+from safetensors.torch import save_file
+from transformers import BertConfig
+from ftbook.quant import (INSTALL_CMD, PackagedModel, load_model, lora_smoke_step, memory_report, packaged_file,
+                          pretrained_model, tiny_model, ask)
+
+def test_real_model_loads_generates_and_trains():
+    "SmolLM2-135M-Instruct in 4 bits: it answers, its 4-bit layers cost ~4.127 bits, and a LoRA step reaches every adapter after generating."
+    model, tok = load_model()
+    q = memory_report(model).loc['4-bit (NF4)']
+    assert abs(q.bits_per_param - 4.127) < 0.05 and q.bytes/q.bf16_bytes <= 0.27
+    answer = ask(model, tok, 'Name one organ of the human body.', max_new_tokens=20)
+    assert len(answer.split()) >= 1 and answer.isprintable()
+    step = lora_smoke_step(model, tok)  # after generating: the CPU repacking must have been undone
+    assert step['lora_B'] == 30*7 and step['lora_B_with_grad'] == step['lora_B'] and 0 < step['loss'] < 20
+
+def _kill_when(proc, cond, timeout=120):
+    t0 = time.time()
+    while not cond():
+        if proc.poll() is not None or time.time()-t0 > timeout: raise AssertionError('conversion ended before it could be killed')
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+
+def test_interrupted_conversion_leaves_no_model_then_converts_once(tmp_path):
+    env = {**os.environ, 'FTBOOK_CACHE': str(tmp_path)}
+    code = "from ftbook.quant import pretrained_model; print(pretrained_model(source='package'))"
+    proc = subprocess.Popen([sys.executable, '-c', code], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    models = tmp_path/'models'
+    _kill_when(proc, lambda: any(p.name.startswith('.SmolLM2-135M-Instruct.tmp-') and any(p.iterdir())
+                                 for p in models.glob('.*tmp-*')))  # killed while writing files
+    assert not (models/'SmolLM2-135M-Instruct').exists()
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    folder = Path(out)
+    assert json.loads((folder/'ftbook.json').read_text())['quantization'] == 'Q4_1'
+    t0 = time.time()
+    os.environ['FTBOOK_CACHE'] = str(tmp_path)
+    try: assert pretrained_model(source='package') == folder and time.time()-t0 < 1  # reused, not converted again
+    finally: del os.environ['FTBOOK_CACHE']
+
+# ---- bad inputs: each fails before any long work, with a message that names the problem and the fix
+def _folder(tmp_path, **files):
+    d = tmp_path/'model'; d.mkdir()
+    for name,content in files.items(): (d/name.replace('__', '.')).write_text(content)
+    return d
+
+def test_unknown_name(): 
+    with pytest.raises(FileNotFoundError, match='neither a local folder nor reachable'): pretrained_model('no-org/no-model')
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(FileNotFoundError, match='no config.json'): load_model(_folder(tmp_path, notes__txt='x'))
+
+def test_pickle_weights_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match='pickle'): load_model(_folder(tmp_path, config__json='{}', pytorch_model__bin=''))
+
+def test_folder_without_tokenizer(tmp_path):
+    d = _folder(tmp_path, config__json='{}'); save_file({'w': torch.zeros(1)}, d/'model.safetensors')
+    with pytest.raises(FileNotFoundError, match='no tokenizer'): load_model(d)
+
+def test_not_a_causal_lm(tmp_path):
+    d = tmp_path/'bert'; BertConfig(architectures=['BertForMaskedLM']).save_pretrained(d)
+    save_file({'w': torch.zeros(1)}, d/'model.safetensors'); shutil.copy(tiny_model()/'tokenizer.json', d)
+    with pytest.raises(ValueError, match='not a causal language model'): load_model(d)
+
+def test_unknown_quantization():
+    with pytest.raises(ValueError, match="use 'nf4'"): load_model(tiny_model(), quant='int3')
+
+def test_missing_model_package_prints_install_command():
+    with pytest.raises(ImportError) as e: packaged_file(PackagedModel('x', 'x/x', 'ftbook_absent_pkg', 'x.gguf', 'Q4_1', ''))
+    assert INSTALL_CMD in str(e.value)
+
+def test_no_cuda_here_is_a_clear_error():
+    if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
+    with pytest.raises(RuntimeError, match="device='cpu'"): load_model(tiny_model(), device='cuda')
