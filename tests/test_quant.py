@@ -75,3 +75,6 @@ def test_missing_model_package_prints_install_command():
 def test_no_cuda_here_is_a_clear_error():
     if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
     with pytest.raises(RuntimeError, match="device='cpu'"): load_model(tiny_model(), device='cuda')
+
+def test_missing_folder_is_not_sent_to_the_hub():
+    with pytest.raises(FileNotFoundError, match='neither a local folder'): pretrained_model('./models/typo-in-a-folder-name')
