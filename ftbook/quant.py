@@ -140,6 +140,7 @@ def pretrained_model(name:str|None=None, # hub id, local folder, or packaged nam
                      source:str='auto',  # 'auto' (hub, then package), 'hub', or 'package'
                     )->Path:
     "A local folder in the Hugging Face layout for `name`: the folder itself, a hub snapshot, or the converted package."
+    if source not in ('auto', 'hub', 'package'): raise ValueError(f"source={source!r}: use 'auto', 'hub' or 'package'.")
     name = str(name or default_model())
     if Path(name).expanduser().is_dir(): return check_model_folder(Path(name).expanduser())
     pm = PACKAGED.get(name) or next((m for m in PACKAGED.values() if m.hub_id==name), None)

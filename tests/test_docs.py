@@ -7,7 +7,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT/'_docs'
 
-def page_name(nb:Path)->str: return re.sub(r'^\d+[a-zA-Z0-9]*_', '', nb.stem.lower()) + '.html'
+from nbdev.doclinks import _nbpath2html
+
+def page_name(nb:Path)->str: return _nbpath2html(nb).name  # nbdev's page name: `01_quant.ipynb` -> `quant.html`
 def notebooks(): return sorted((ROOT/'nbs').glob('*.ipynb'))
 
 @pytest.fixture(scope='module')

@@ -78,3 +78,6 @@ def test_no_cuda_here_is_a_clear_error():
 
 def test_missing_folder_is_not_sent_to_the_hub():
     with pytest.raises(FileNotFoundError, match='neither a local folder'): pretrained_model('./models/typo-in-a-folder-name')
+
+def test_unknown_source():
+    with pytest.raises(ValueError, match="use 'auto', 'hub' or 'package'"): pretrained_model(source='pypi')
