@@ -12,7 +12,7 @@ TORCH ?= torch
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test demo docs preview lab clean-check export-check nbtest pytest chromium execute
+.PHONY: help install test demo docs preview lab chromium execute bench
 
 help:
 	@echo "make demo     set up, then run the smallest end-to-end path of the book"
@@ -21,6 +21,7 @@ help:
 	@echo "make preview  build the docs and serve them on http://localhost:$(PORT)"
 	@echo "make lab      open JupyterLab on nbs/"
 	@echo "make execute  re-run every notebook (slow cells too) and save its outputs for the docs"
+	@echo "make bench    run the benchmarks in bench/ (figures printed, JSON in bench/results/)"
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -54,6 +55,9 @@ docs: install
 preview: docs
 	@echo "Serving _docs on http://localhost:$(PORT) (Ctrl-C to stop)"
 	$(PY) -m http.server $(PORT) --directory _docs
+
+bench: install
+	for b in bench/*.py; do echo "== $$b"; $(PY) "$$b"; done
 
 lab: install
 	$(BIN)/jupyter lab --notebook-dir=nbs

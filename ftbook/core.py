@@ -89,7 +89,7 @@ def param_table(sym)->str:
     params = docments(sym, full=True, returns=True)
     ret = params.pop('return', {})
     rows = [f'| {k} | {cell(v["anno"])} | {cell(v["default"])} | {v["docment"] or ""} |'
-            for k,v in params.items() if not k.startswith('_')]
+            for k,v in params.items() if not k.startswith('_') and k != 'self']
     if ret.get('anno', inspect._empty) is not inspect._empty or ret.get('docment'):
         rows.append(f'| **Returns** | {cell(ret["anno"])} | | {ret["docment"] or ""} |')
     return '\n'.join(['| | **Type** | **Default** | **Details** |', '|---|---|---|---|', *rows]) if rows else ''

@@ -1,0 +1,63 @@
+"ftbook.data under bad input: every case ends in an error that names the file, line or row, the field, and the fix."
+import json
+from pathlib import Path
+import pandas as pd, pytest
+from ftbook.data import PromptTemplate, make_pairs, read_records, split_pairs, tokenize_pairs
+from ftbook.quant import load_tokenizer, tiny_model
+
+T = PromptTemplate('Specs: {specs}', '{description}')
+GOOD = dict(specs='steel; 350 ml', description='A 350 ml steel mug.')
+
+def write(tmp_path, name, content):
+    p = tmp_path/name
+    (p.write_bytes if isinstance(content, bytes) else p.write_text)(content)
+    return p
+
+@pytest.mark.parametrize('name,content,err,words', [
+    ('bad.jsonl', json.dumps(GOOD) + '\n{"specs": "x",\n', ValueError, ['bad.jsonl, line 2', 'not valid JSON', 'fix or remove']),
+    ('list.jsonl', json.dumps(GOOD) + '\n[1, 2]\n', ValueError, ['line 2', 'must be an object']),
+    ('empty.jsonl', '\n\n', ValueError, ['empty.jsonl is empty']),
+    ('empty.csv', '', ValueError, ['empty.csv is empty']),
+    ('latin1.csv', 'specs,description\ncaf\xe9,ok\n'.encode('latin-1'), ValueError, ['line 2', 'not valid utf-8', "encoding='latin-1'"]),
+    ('data.txt', 'hello', ValueError, ['reads .jsonl and .csv']),
+])
+def test_bad_files(tmp_path, name, content, err, words):
+    with pytest.raises(err) as e: make_pairs(write(tmp_path, name, content), T)
+    assert all(w in str(e.value) for w in words), str(e.value)
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='does not exist'): make_pairs(tmp_path/'nope.jsonl', T)
+
+def test_missing_column_lists_the_columns(tmp_path):
+    p = write(tmp_path, 'd.csv', 'spec,description\nsteel,A mug.\n')
+    with pytest.raises(KeyError) as e: make_pairs(p, T)
+    assert 'line 2' in str(e.value) and "['specs']" in str(e.value) and "['description', 'spec']" in str(e.value)
+
+def test_nan_cell_names_line_and_field(tmp_path):
+    p = write(tmp_path, 'd.csv', 'specs,description\nsteel,A mug.\nwool,\n')
+    with pytest.raises(ValueError) as e: make_pairs(p, T)
+    assert 'line 3' in str(e.value) and "'description' is empty" in str(e.value)
+
+def test_nan_in_dataframe_names_the_row():
+    with pytest.raises(ValueError, match="row 1 of the DataFrame: field 'specs' is empty"):
+        make_pairs(pd.DataFrame([GOOD, dict(GOOD, specs=None)]), T)
+
+@pytest.mark.parametrize('value', [['a', 'b'], {'a': 1}, b'bytes'])
+def test_non_text_values(value):
+    with pytest.raises(TypeError, match="field 'specs' is a .*, not text"): make_pairs([dict(GOOD, specs=value)], T)
+
+def test_numbers_are_text():
+    assert make_pairs([dict(GOOD, specs=350)], T)[0]['prompt'] == 'Specs: 350'
+
+def test_records_must_be_dicts():
+    with pytest.raises(TypeError, match='record 1 is a str'): read_records([GOOD, 'oops'])
+
+def test_bad_messages_layout():
+    with pytest.raises(ValueError, match='ending with an assistant message'):
+        make_pairs([{'messages': [{'role': 'user', 'content': 'hi'}]}])
+
+def test_bad_arguments():
+    tok = load_tokenizer(tiny_model())
+    pairs = make_pairs([GOOD], T)
+    with pytest.raises(ValueError, match="use 'drop' or 'raise'"): tokenize_pairs(pairs, tok, T, overlong='truncate')
+    with pytest.raises(ValueError, match='each share'): split_pairs(pairs, val=0.7, test=0.5)
