@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #013e6f79
 from __future__ import annotations
-import inspect, os, platform, shutil, tempfile, uuid
+import inspect, os, platform, re, shutil, tempfile, uuid
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -104,4 +104,6 @@ def doc_renderer(sym,                  # the function or class to document
     from IPython.display import Markdown
     doc = BasicMarkdownRenderer(sym, name=name, title_level=title_level)
     tbl = param_table(doc.sym)
-    return Markdown(doc._repr_markdown_() + ('\n\n' + tbl if tbl else ''))
+    sig = re.sub(r'```python\n(.*?)```', lambda m: m.group(0).replace(m.group(1), m.group(1).replace('`', '')),
+                 doc._repr_markdown_(), count=1, flags=re.S)  # backticks in a code block would show as raw links
+    return Markdown(sig + ('\n\n' + tbl if tbl else ''))
