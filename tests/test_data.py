@@ -53,7 +53,7 @@ def test_records_must_be_dicts():
     with pytest.raises(TypeError, match='record 1 is a str'): read_records([GOOD, 'oops'])
 
 def test_bad_messages_layout():
-    with pytest.raises(ValueError, match='ending with an assistant message'):
+    with pytest.raises(ValueError, match='must end with an assistant message'):
         make_pairs([{'messages': [{'role': 'user', 'content': 'hi'}]}])
 
 def test_bad_arguments():
@@ -61,3 +61,41 @@ def test_bad_arguments():
     pairs = make_pairs([GOOD], T)
     with pytest.raises(ValueError, match="use 'drop' or 'raise'"): tokenize_pairs(pairs, tok, T, overlong='truncate')
     with pytest.raises(ValueError, match='each share'): split_pairs(pairs, val=0.7, test=0.5)
+
+def test_csv_line_numbers_survive_multiline_fields(tmp_path):
+    p = write(tmp_path, 'm.csv', 'specs,description\n"steel;\nthree\nlines",A mug.\nwool,\n')
+    with pytest.raises(ValueError, match='line 5 of .*m.csv'): make_pairs(p, T)
+
+def test_jsonl_with_line_separator_inside_a_string_and_a_bom(tmp_path):
+    rec = dict(GOOD, description='one\u2028two')
+    p = write(tmp_path, 'u.jsonl', b'\xef\xbb\xbf' + json.dumps(rec, ensure_ascii=False).encode())
+    assert make_pairs(p, T)[0]['completion'] == 'one\u2028two'
+
+@pytest.mark.parametrize('source', [[], pd.DataFrame(columns=['specs', 'description'])])
+def test_no_records(source):
+    with pytest.raises(ValueError, match='holds no records'): make_pairs(source, T)
+
+def test_header_only_csv(tmp_path):
+    with pytest.raises(ValueError, match='holds no records'): make_pairs(write(tmp_path, 'h.csv', 'specs,description\n'), T)
+
+@pytest.mark.parametrize('msgs,words', [
+    ([{'role': 'user', 'content': 'a'}, {'role': 'assistant', 'content': 'b'}, {'role': 'user', 'content': 'c'},
+      {'role': 'assistant', 'content': 'd'}], 'multi-turn chat (2 assistant turns)'),
+    (['hello'], 'list of {"role"'), ([{'role': 'assistant', 'content': None}], 'list of {"role"')])
+def test_bad_messages(msgs, words):
+    with pytest.raises(ValueError) as e: make_pairs([{'messages': msgs}])
+    assert words in str(e.value) and 'record 0' in str(e.value)
+
+def test_symbols_make_prompts_different():
+    from ftbook.data import normalize
+    assert normalize('Is 5 > 3?') != normalize('Is 5 < 3?') and normalize('C++') != normalize('C')
+    assert normalize('The  Camp-Mug, 350 ml!') == normalize('the camp mug 350 ml')
+
+def test_collate_refuses_mixed_rows():
+    from ftbook.data import collate
+    with pytest.raises(ValueError, match='mixed'): collate([dict(input_ids=[1], labels=[1], position_ids=[0]), dict(input_ids=[1], labels=[1])], 0)
+    with pytest.raises(ValueError, match='no rows'): collate([], 0)
+
+def test_split_that_cannot_give_a_validation_set():
+    with pytest.raises(ValueError, match='val came out empty'):
+        split_pairs([dict(prompt='same', completion=str(i)) for i in range(20)], val=0.1)
