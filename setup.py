@@ -53,7 +53,7 @@ setuptools.setup(
     python_requires = '>=' + cfg['min_python'],
     zip_safe = False,
     entry_points = {
-        'console_scripts': [],
+        'console_scripts': ['ftbook=ftbook.train:main'],
         'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
     },
 )
