@@ -25,6 +25,7 @@ requirements = [
     'fastcore>=1.12.3,<2',    # nbdev 2.4.14 does not import with fastcore 2 (`Param` was removed)
     'execnb>=0.1.12,<0.1.17', # nbdev 2.4.14 does not import with newer execnb (`execnb.nbio` moved)
     'pyyaml>=6',
+    'tabulate>=0.9',          # markdown tables in reports (pandas.DataFrame.to_markdown)
 ]
 dev_requirements = [
     'pytest>=9',
@@ -53,7 +54,7 @@ setuptools.setup(
     python_requires = '>=' + cfg['min_python'],
     zip_safe = False,
     entry_points = {
-        'console_scripts': ['ftbook=ftbook.train:main'],
+        'console_scripts': ['ftbook=ftbook.cli:main'],
         'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
     },
 )

@@ -259,6 +259,7 @@ class PairReport:
     completion_len:np.ndarray
     max_len:int
     leaked_val:list = field(default_factory=list)  # validation indices whose prompt is in training
+    reasons:dict = field(default_factory=lambda: dict(CHECKS))  # check -> why it matters (task checks included)
 
     def indices(self, check:str)->list:
         "Every pair index that `check` flagged."
@@ -279,7 +280,7 @@ class PairReport:
 def table(self:PairReport)->pd.DataFrame:
     "One row per check: how many pairs it flagged, which (the first 12), and why it matters."
     def shown(ix): return ', '.join(map(str, ix[:12])) + (' ...' if len(ix) > 12 else '')
-    rows = [dict(check=c, pairs=len(self.indices(c)), indices=shown(self.indices(c)), why=CHECKS[c]) for c in self.findings]
+    rows = [dict(check=c, pairs=len(self.indices(c)), indices=shown(self.indices(c)), why=self.reasons[c]) for c in self.findings]
     return pd.DataFrame(rows).set_index('check')
 
 @patch
@@ -295,6 +296,7 @@ def pair_report(pairs:list,                  # from `make_pairs`
                 max_len:int=1024,            # context length used in training
                 val:list|None=None,          # validation pairs, for the leakage check
                 min_completion_tokens:int=4, # completions shorter than this are flagged
+                task_checks:dict|None=None,  # name -> (why it matters, function(pair) -> True when the pair is wrong)
                )->PairReport:
     "Run every check of `CHECKS` on `pairs`, listing the indices each one flags."
     tk = tokenize_pairs(pairs, tok, template, max_len=max_len)
@@ -312,7 +314,10 @@ def pair_report(pairs:list,                  # from `make_pairs`
         bad_characters=[i for i,(p,c) in enumerate(zip(prompts, completions)) if has_bad_characters(p) or has_bad_characters(c)],
         leakage=[i for i,p in enumerate(prompts) if normalize(p) in val_prompts])
     leaked = sorted(j for p in prompts for j in val_prompts.get(normalize(p), []))
-    return PairReport(findings, tk['prompt_len'], tk['completion_len'], max_len, sorted(set(leaked)))
+    task_checks = task_checks or {}
+    findings.update({name: [i for i,p in enumerate(pairs) if bad(p)] for name, (why, bad) in task_checks.items()})
+    return PairReport(findings, tk['prompt_len'], tk['completion_len'], max_len, sorted(set(leaked)),
+                      {**CHECKS, **{name: why for name, (why, _) in task_checks.items()}})
 
 # %% ../nbs/02_data.ipynb #67d69168
 @patch

@@ -4,7 +4,8 @@ from pathlib import Path
 import pandas as pd, pytest, yaml
 from ftbook.data import PromptTemplate
 from ftbook.quant import load_model, tiny_model
-from ftbook.train import DataSettings, ModelSettings, RunConfig, TrainSettings, complete_checkpoints, main
+from ftbook.cli import main
+from ftbook.train import DataSettings, ModelSettings, RunConfig, TrainSettings, complete_checkpoints
 
 BIN = Path(sys.executable).parent
 
