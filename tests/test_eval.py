@@ -1,0 +1,172 @@
+"ftbook.eval beyond the chapter: batched generation against one-by-one on the real model, atomic saving, and clear errors for bad input."
+import json, shutil
+import pandas as pd, pytest, torch
+from ftbook.data import PromptTemplate
+from ftbook.eval import (EvalResult, FormatCompliance, Rouge, System, TextMetric, compare, generate, generate_texts,
+                         load_results, load_system, perplexity, render_prompts, save_results)
+from ftbook.quant import load_model, tiny_model
+
+T = PromptTemplate(prompt='Note: {note}', completion='{summary}', system='Summarise the clinic note in three lines.')
+NOTES = [dict(note='Cough.', summary='Patient: adult\nProblem: cough\nPlan: rest'),
+         dict(note='58-year-old man, blood pressure 158/96 on three readings, no symptoms. Start amlodipine 5 mg once daily, '
+                   'review in 4 weeks.', summary='Patient: 58-year-old man\nProblem: blood pressure 158/96\nPlan: amlodipine 5 mg, review in 4 weeks'),
+         dict(note='7-year-old boy with wheeze at night and after football for 2 months. Chest clear today, peak flow 220 L/min. '
+                   'Likely asthma. Salbutamol inhaler 100 mcg, 2 puffs as needed, asthma plan given, review in 6 weeks. ' * 2,
+              summary='Patient: 7-year-old boy\nProblem: wheeze\nPlan: salbutamol'),
+         dict(note='Sore throat for three days, no fever.', summary='Patient: adult\nProblem: sore throat\nPlan: fluids')]
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    "One torch thread: on a shared 2-core machine, two threads decoding one row at a time wait on each other (10x slower)."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+@pytest.fixture(scope='module')
+def tiny():
+    model, tok = load_model(tiny_model('llama'), quant=None, dtype=torch.float32)
+    return System('tiny', model, tok, T)
+
+# --- batched generation equals one-by-one generation on the real model -------------------------------------------------
+
+def one_by_one_vs_batched(system, n_new=32):
+    batched = generate(system, NOTES, max_new_tokens=n_new, batch_size=len(NOTES))
+    alone = [generate(system, [n], max_new_tokens=n_new)[0] for n in NOTES]
+    return batched, alone
+
+def test_real_model_float32_batched_equals_one_by_one():
+    "Unquantized float32: prompts of 30 to 200 tokens in one left-padded batch give token for token the answers of batch size 1."
+    model, tok = load_model(quant=None, dtype=torch.float32)
+    batched, alone = one_by_one_vs_batched(System('real fp32', model, tok, T))
+    lengths = [a['prompt_tokens'] for a in alone]
+    assert max(lengths) > 3*min(lengths), lengths  # the batch really mixes lengths
+    assert batched == alone
+
+def top2_margin(model, ids:list)->float:
+    "Gap between the two most likely next tokens after `ids`."
+    with torch.no_grad(): logits = model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+    top = logits.topk(2).values
+    return (top[0] - top[1]).item()
+
+def test_real_model_4bit_batched_differs_only_at_near_ties():
+    "In 4 bits with bf16 arithmetic a padded batch rounds differently; an answer may change only where two tokens nearly tie."
+    model, tok = load_model()
+    system = System('real nf4', model, tok, T)
+    batched, alone = one_by_one_vs_batched(system)
+    prompts = render_prompts(system, NOTES)
+    same = sum(b == a for b, a in zip(batched, alone))
+    assert same >= len(NOTES) - 1, (batched, alone)
+    for p, b, a in zip(prompts, batched, alone):
+        if b == a: continue
+        tb, ta = tok(b['text'], add_special_tokens=False)['input_ids'], tok(a['text'], add_special_tokens=False)['input_ids']
+        k = next(i for i, (x, y) in enumerate(zip(tb + [None], ta + [None])) if x != y)
+        margin = top2_margin(model, tok(p, add_special_tokens=False)['input_ids'] + ta[:k])
+        assert margin < 0.25, f'answers diverge at token {k}, where the top two tokens are {margin:.3f} apart: not a rounding tie'
+
+# --- results are saved atomically --------------------------------------------------------------------------------------
+
+def small_result(tiny):
+    return compare([tiny], NOTES[:2], [Rouge()], max_new_tokens=4, with_perplexity=False)
+
+def test_save_results_replaces_whole_and_a_failed_save_keeps_the_old(tmp_path, tiny):
+    res = small_result(tiny)
+    first = save_results(res, tmp_path)
+    assert sorted(p.name for p in first.iterdir()) == ['examples.csv', 'results.json', 'summary.csv']
+    settings = json.loads((first/'results.json').read_text())['settings']
+    assert settings['generation']['max_new_tokens'] == 4 and settings['systems']['tiny']['template'] == T.to_dict()
+    broken = EvalResult(res.summary, 'not a DataFrame', res.settings)  # fails after summary.csv is written
+    with pytest.raises(AttributeError): save_results(broken, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['eval'], 'a failed save left a temporary folder behind'
+    pd.testing.assert_frame_equal(load_results(first).examples, res.examples, check_dtype=False)
+    assert load_results(first).settings == settings  # the previous results, intact
+    res2 = compare([tiny], NOTES[:3], [Rouge()], max_new_tokens=4, with_perplexity=False)
+    save_results(res2, tmp_path)
+    assert len(load_results(first).examples) == 3 and sorted(p.name for p in tmp_path.iterdir()) == ['eval']
+
+def test_load_results_of_a_folder_without_results(tmp_path):
+    with pytest.raises(FileNotFoundError, match='save_results'): load_results(tmp_path)
+
+# --- bad generation arguments ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('kwargs,words', [
+    (dict(temperature=-0.5), ['temperature=-0.5', 'use 0 for greedy']),
+    (dict(temperature=float('nan')), ['temperature=nan']),
+    (dict(max_new_tokens=0), ['max_new_tokens=0', 'at least 1']),
+    (dict(max_new_tokens=2.5), ['max_new_tokens=2.5', 'whole number']),
+    (dict(top_p=0), ['top_p=0', '(0, 1]']),
+    (dict(top_k=-1), ['top_k=-1']),
+    (dict(batch_size=0), ['batch_size=0']),
+    (dict(temperature=-1, max_new_tokens=0), ['temperature=-1', 'max_new_tokens=0']),  # every problem at once
+])
+def test_bad_generation_settings(tiny, kwargs, words):
+    with pytest.raises(ValueError) as e: generate(tiny, NOTES[:1], **kwargs)
+    assert all(w in str(e.value) for w in words), str(e.value)
+
+def test_no_prompts(tiny):
+    with pytest.raises(ValueError, match='No prompts'): generate_texts(tiny.model, tiny.tok, [])
+    with pytest.raises(ValueError, match=r'Prompts \[1\] are empty'): generate_texts(tiny.model, tiny.tok, ['hi', '  '])
+    with pytest.raises(ValueError, match='No records'): generate(tiny, [])
+    with pytest.raises(ValueError, match='No records'): compare([tiny], [], [Rouge()])
+
+def test_generation_leaves_training_mode_as_it_was(tiny):
+    tiny.model.train()
+    generate(tiny, NOTES[:1], max_new_tokens=2)
+    assert tiny.model.training
+    tiny.model.eval()
+
+# --- loading systems -----------------------------------------------------------------------------------------------------
+
+def test_neither_adapter_nor_model(tmp_path):
+    (tmp_path/'notes.txt').write_text('hello')
+    with pytest.raises(FileNotFoundError) as e: load_system(tmp_path)
+    assert 'neither a PEFT adapter folder' in str(e.value) and 'notes.txt' in str(e.value)
+    with pytest.raises(FileNotFoundError, match='does not exist'): load_system(tmp_path/'missing')
+
+def test_run_folder_points_to_its_adapter(tmp_path):
+    (tmp_path/'adapter').mkdir(); (tmp_path/'merged').mkdir()
+    with pytest.raises(FileNotFoundError, match='looks like a training run: load .*adapter or .*merged'): load_system(tmp_path)
+
+def test_adapter_without_weights_or_base(tmp_path):
+    (tmp_path/'adapter_config.json').write_text(json.dumps(dict(base_model_name_or_path=str(tmp_path/'gone'))))
+    with pytest.raises(FileNotFoundError, match='no adapter_model.safetensors'): load_system(tmp_path)
+    (tmp_path/'adapter_model.safetensors').write_bytes(b'')
+    with pytest.raises(FileNotFoundError, match="trained on '.*gone' .*cannot be loaded"): load_system(tmp_path)
+    (tmp_path/'adapter_config.json').write_text('{}')
+    with pytest.raises(ValueError, match='names no base model'): load_system(tmp_path)
+
+def test_bad_template_json(tmp_path):
+    src = tiny_model('llama')
+    for f in src.iterdir(): shutil.copy(f, tmp_path)
+    (tmp_path/'template.json').write_text('{"prompt": "{note}", "answer": "{summary}"}')
+    with pytest.raises(ValueError, match='template.json is not a saved PromptTemplate'): load_system(tmp_path, quant=None)
+
+# --- comparing ---------------------------------------------------------------------------------------------------------
+
+def test_compare_refuses_mismatched_systems(tiny):
+    other = System('tiny', tiny.model, tiny.tok, PromptTemplate('{note}', 'Summary: {summary}'))
+    with pytest.raises(ValueError, match='names must differ'): compare([tiny, other], NOTES, [Rouge()])
+    other.name = 'other'
+    with pytest.raises(ValueError, match='other references'): compare([tiny, other], NOTES, [Rouge()], max_new_tokens=2)
+    with pytest.raises(KeyError, match="source_field='text'.*record 0"): compare([tiny], NOTES, [Rouge()], source_field='text')
+    with pytest.raises(ValueError, match='list of `System`s'): compare(tiny, NOTES, [Rouge()])
+
+def test_metric_errors():
+    with pytest.raises(ValueError, match='required section headers'): FormatCompliance([])
+    with pytest.raises(ValueError, match='no examples to score'): Rouge().compute(predictions=[], references=[])
+    class NoScore(TextMetric): pass
+    with pytest.raises(NotImplementedError, match='defines `score`'): NoScore().compute(predictions=['a'], references=['a'])
+
+def test_perplexity_needs_references(tiny):
+    with pytest.raises(KeyError, match="no field \\['summary'\\]"): perplexity(tiny, [dict(note='x')])
+
+def test_adapter_saved_like_a_training_run(tmp_path):
+    "adapter/ with its tokenizer and template.json, as ftbook.train saves it: the system uses both."
+    from peft import LoraConfig, get_peft_model
+    model, tok = load_model(tiny_model('llama'))
+    peft = get_peft_model(model, LoraConfig(r=2, target_modules='all-linear', task_type='CAUSAL_LM'))
+    peft.save_pretrained(tmp_path/'run'/'adapter'); tok.save_pretrained(tmp_path/'run'/'adapter')
+    (tmp_path/'run'/'adapter'/'template.json').write_text(json.dumps(T.to_dict()))
+    s = load_system(tmp_path/'run'/'adapter')
+    assert s.name == 'run/adapter' and s.template == T and s.tok.pad_token == tok.pad_token
+    out = generate(s, NOTES[:2], max_new_tokens=3)
+    assert len(out) == 2 and all(1 <= o['new_tokens'] <= 3 for o in out)
