@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help install test demo docs preview lab chromium execute bench
 
 help:
-	@echo "make demo     set up, then run the smallest end-to-end path of the book"
+	@echo "make demo     set up, then run the worked example: fine-tune on clinic notes, evaluate, write runs/<time>/report.md"
 	@echo "make test     set up, then check notebooks clean, library in sync, run every notebook, run tests/"
 	@echo "make docs     build the documentation site into _docs/ (Quarto if installed, else offline)"
 	@echo "make preview  build the docs and serve them on http://localhost:$(PORT)"
@@ -47,7 +47,7 @@ test: install chromium
 	$(BIN)/pytest tests -q
 
 demo: install
-	$(PY) tools/demo.py
+	$(BIN)/ftbook demo
 
 docs: install
 	$(PY) tools/docs.py

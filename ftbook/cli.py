@@ -23,7 +23,7 @@ def parse_overrides(items:list, # 'section.setting=value' strings, values in YAM
         out[key.strip()] = yaml.safe_load(value)
     return out
 
-# %% ../nbs/90_cli.ipynb #7a04a119
+# %% ../nbs/90_cli.ipynb #1f4796c0
 def _is_main()->bool: return int(os.environ.get('RANK', 0)) == 0  # under `accelerate launch`, only process 0 prints
 
 def cmd_train(args):
@@ -40,12 +40,16 @@ def cmd_eval(args):
     print(table.round(3).to_string())
 
 def cmd_demo(args):
-    "The worked example end to end; print the table and where the report is."
-    from ftbook.clinic import report_table, worked_example
+    "The worked example end to end; print the model, the table and where the report is."
+    from ftbook.clinic import model_note, report_table, worked_example
+    from ftbook.quant import pretrained_model
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # the bars that matter are training's and generation's
+    print('model:', model_note(pretrained_model()))
     res = worked_example(args.out, n_train=args.n_train)
     print(report_table(res['results']).round(3).to_string(), f"\nReport: {res['report']}", sep='\n')
 
-# %% ../nbs/90_cli.ipynb #605739e1
+# %% ../nbs/90_cli.ipynb #127315cf
 def parser()->argparse.ArgumentParser:
     "The `ftbook` command's arguments."
     p = argparse.ArgumentParser(prog='ftbook', description='Notebook-first QLoRA fine-tuning of language models.')
@@ -62,7 +66,7 @@ def parser()->argparse.ArgumentParser:
     e.add_argument('--limit', type=int, help='evaluate the first N records only')
     e.add_argument('--batch-size', type=int, default=16); e.add_argument('--max-new-tokens', type=int, default=200)
     d = sub.add_parser('demo', help='the worked example: generate notes, fine-tune, evaluate, write a report')
-    d.add_argument('--out', help='the run folder (default: runs/<timestamp>)'); d.add_argument('--n-train', type=int, default=400)
+    d.add_argument('--out', help='the run folder (default: runs/<timestamp>)'); d.add_argument('--n-train', type=int, default=448)
     return p
 
 def main(argv:list|None=None, # command-line arguments (default: sys.argv[1:])

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import datasets, evaluate, pandas as pd, torch
 from fastcore.meta import delegates
+from tqdm import tqdm  # text bar: disable=None shows it in a terminal only
 from .core import atomic_dir, cache_dir, machine_info
 from .data import PromptTemplate, collate, make_pairs, normalize, prompt_text, read_records, tokenize_pairs
 from .quant import _TOKENIZER_FILES, load_model, load_tokenizer, padding_side
@@ -152,7 +153,7 @@ def generate_texts(model, tok,                # a model and its prepared tokeniz
     model.eval()  # LoRA dropout off, even for a model straight out of training
     torch.manual_seed(seed)
     try:
-        for s in range(0, len(order), batch_size):
+        for s in tqdm(range(0, len(order), batch_size), desc='generating', unit='batch', disable=None, leave=False):  # a bar in a terminal only
             idx = order[s:s+batch_size]
             for i, a in zip(idx, _generate_batch(model, tok, [prompts[i] for i in idx], config)): out[i] = a
     finally: model.train(training)

@@ -60,15 +60,17 @@ def screenshot(url:str, out:Path, size=(1280, 900)):
                        check=True, capture_output=True, timeout=120)
     return Image.open(out).convert('RGB')
 
-def test_home_page_renders(site):
-    out = DOCS/'_screenshot_home.png'
-    img = screenshot((DOCS/'index.html').as_uri(), out)
+@pytest.mark.parametrize('page', ['index.html', 'medical_summaries.html'])
+def test_page_renders(site, page):
+    "The home page and the worked example render in a browser: text, the theme's navbar, not a blank page."
+    out = DOCS/f'_screenshot_{Path(page).stem}.png'
+    img = screenshot((DOCS/page).as_uri(), out)
     assert img.size == (1280, 900)
     gray = img.convert('L')
     dark = sum(gray.histogram()[:128]) / (img.size[0]*img.size[1])  # text, code and navbar pixels
     colors = len(img.getcolors(maxcolors=1_000_000) or [])
-    assert dark > 0.02, f'home page screenshot {out} is nearly blank ({dark:.1%} dark pixels)'
-    assert colors > 50, f'home page screenshot {out} has only {colors} colours: no rendered text'
+    assert dark > 0.02, f'screenshot {out} is nearly blank ({dark:.1%} dark pixels)'
+    assert colors > 50, f'screenshot {out} has only {colors} colours: no rendered text'
     # the navbar is the site's primary colour, so the theme and its CSS loaded
     r,g,b = img.getpixel((img.size[0]//2, 20))
     assert b > 150 and r < 100, f'navbar colour {(r,g,b)} is not the theme colour: CSS missing?'
