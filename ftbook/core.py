@@ -21,9 +21,10 @@ def cpu_has_bf16()->bool:
 # %% ../nbs/00_core.ipynb #f62ff7a3
 def pick_device(device:str|None=None, # 'cuda', 'cpu', 'mps', or None to choose (FTBOOK_DEVICE overrides)
                )->torch.device:
-    "The device to train and generate on: CUDA when present, else the CPU."
+    "The device to train and generate on: CUDA when present (this process's GPU under `accelerate launch`/`torchrun`), else the CPU."
     device = device or os.environ.get('FTBOOK_DEVICE')
-    if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if device is None:  # each process of a multi-process run takes its own GPU, never `device_map='auto'` across them
+        return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0))) if torch.cuda.is_available() else torch.device('cpu')
     device = torch.device(device)
     if device.type=='cuda' and not torch.cuda.is_available():
         raise RuntimeError(f"Device {device} was asked for, but this torch build sees no CUDA GPU "

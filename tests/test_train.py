@@ -1,11 +1,12 @@
-"ftbook.train as a user runs it: the `ftbook train` command killed and resumed, two DDP processes, and bad configs that fail before anything loads."
+"ftbook.train as a user runs it: the `ftbook train` command killed and resumed, two DDP processes, bad configs that fail before anything loads, and the guards that need whole runs (gradient accumulation, early stopping, the inference prompt)."
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
+from dataclasses import replace
 import pandas as pd, pytest, yaml
-from ftbook.data import PromptTemplate
+from ftbook.data import PromptTemplate, make_pairs
 from ftbook.quant import load_model, tiny_model
 from ftbook.cli import main
-from ftbook.train import DataSettings, ModelSettings, RunConfig, TrainSettings, complete_checkpoints
+from ftbook.train import DataSettings, ModelSettings, RunConfig, TrainSettings, complete_checkpoints, train
 
 BIN = Path(sys.executable).parent
 
@@ -90,3 +91,48 @@ def test_bad_config_fails_clearly_before_anything_is_written(tmp_path, change, s
         main(['train', str(path)])
     assert says in str(exit.value.code), exit.value.code
     assert not (tmp_path/'run').exists()
+
+def tiny_config(out:Path, **changes)->RunConfig:
+    "A float32 tiny-model run (no mixed precision, no dropout) for exact comparisons."
+    cfg = RunConfig(output_dir=str(out), model=ModelSettings(name=str(tiny_model('llama')), dtype='float32'),
+                    data=DataSettings(template=PromptTemplate('{q}', '{a}'), max_len=64, packing=False))
+    return cfg.override({'lora.dropout': 0.0, 'train.gradient_checkpointing': False, 'train.log_every': 1, 'train.warmup': 0.0, **changes})
+
+def arithmetic(n:int, start:int=0)->list:
+    "Pairs of different lengths, so that micro-batches hold different numbers of loss tokens."
+    return make_pairs([dict(q=f'What is {i} plus {i}?', a=f'{i} plus {i} is {2*i}.' + ' Indeed.'*(i % 4)) for i in range(start, start+n)],
+                      PromptTemplate('{q}', '{a}'))
+
+def test_gradient_accumulation_gives_the_same_loss_and_update(tmp_path):
+    "8 rows in one step, or 2 x 4 accumulated (micro-batches with different numbers of loss tokens): the same loss and the same gradient."
+    train_pairs, val_pairs = arithmetic(8), arithmetic(4, start=100)
+    runs = [train(tiny_config(tmp_path/name, **{'train.batch_size': bs, 'train.grad_accum': acc, 'train.max_steps': 1, 'train.lr': 1e-2}),
+                  train_pairs, val_pairs, progress_bar=False) for name, bs, acc in [('full', 8, 1), ('accumulated', 4, 2)]]
+    logs = [json.loads((Path(r.output_dir)/'checkpoints'/'checkpoint-1'/'trainer_state.json').read_text())['log_history'][0] for r in runs]
+    for key in ('loss', 'grad_norm'):  # a mean of per-micro-batch means would change both
+        assert abs(logs[0][key] - logs[1][key]) < 1e-4 * logs[0][key], (key, logs)
+
+def test_early_stopping_ends_a_run_built_to_overfit(tmp_path):
+    "Eight training pairs, a high learning rate and 40 epochs: validation stops improving and the run ends early, keeping the best adapter."
+    res = train(tiny_config(tmp_path/'run', **{'train.batch_size': 4, 'train.epochs': 40, 'train.lr': 5e-2, 'train.eval_every': 2, 'train.patience': 2}),
+                arithmetic(8), arithmetic(8, start=100), progress_bar=False)
+    assert res.ended == 'early stopping' and res.steps < 80 and res.best_step < res.steps
+    ev = res.history.dropna(subset=['eval_loss'])
+    assert (ev.step > res.best_step).sum() == 2 and ev.eval_loss[ev.step > res.best_step].min() >= res.best_val_loss
+
+def test_inference_prompt_is_the_training_prompt(tmp_path):
+    "The adapter folder carries the template and the tokenizer: the evaluation renders exactly the tokens training saw before each answer."
+    from ftbook.data import prompt_text, tokenize_pairs
+    from ftbook.eval import load_system, render_prompts
+    template = PromptTemplate('{q}', '{a}', system='Answer in one sentence.')
+    pairs = make_pairs([dict(q=f'What is {i} plus {i}?', a=f'{2*i}.') for i in range(12)], template)
+    cfg = tiny_config(tmp_path/'run', **{'train.max_steps': 2, 'train.eval_every': 1})
+    res = train(replace(cfg, data=replace(cfg.data, template=template)), pairs[:8], pairs[8:], progress_bar=False)
+    system = load_system(res.adapter_dir)
+    records = [dict(q=f'What is {i} plus {i}?', a=f'{2*i}.') for i in range(3)]
+    prompts = render_prompts(system, records)
+    _, tok = load_model(tiny_model('llama'))
+    assert system.template == template and prompts == [prompt_text(template, tok, p) for p in make_pairs(records, template)]
+    example = tokenize_pairs(make_pairs(records, template), tok, template)['examples'][0]
+    n_prompt = example['labels'].index(next(l for l in example['labels'] if l != -100))
+    assert system.tok(prompts[0], add_special_tokens=False)['input_ids'] == example['input_ids'][:n_prompt]
