@@ -49,7 +49,7 @@ def cmd_demo(args):
     res = worked_example(args.out, n_train=args.n_train)
     print(report_table(res['results']).round(3).to_string(), f"\nReport: {res['report']}", sep='\n')
 
-# %% ../nbs/90_cli.ipynb #127315cf
+# %% ../nbs/90_cli.ipynb #ebcc3fcb
 def parser()->argparse.ArgumentParser:
     "The `ftbook` command's arguments."
     p = argparse.ArgumentParser(prog='ftbook', description='Notebook-first QLoRA fine-tuning of language models.')
@@ -64,9 +64,9 @@ def parser()->argparse.ArgumentParser:
     e.add_argument('--out', help='where to write the results (default: the run folder)')
     e.add_argument('--no-base', action='store_true', help='skip the base model with the detailed prompt')
     e.add_argument('--limit', type=int, help='evaluate the first N records only')
-    e.add_argument('--batch-size', type=int, default=16); e.add_argument('--max-new-tokens', type=int, default=200)
+    e.add_argument('--batch-size', type=int, default=16); e.add_argument('--max-new-tokens', type=int, default=176)
     d = sub.add_parser('demo', help='the worked example: generate notes, fine-tune, evaluate, write a report')
-    d.add_argument('--out', help='the run folder (default: runs/<timestamp>)'); d.add_argument('--n-train', type=int, default=448)
+    d.add_argument('--out', help='the run folder (default: runs/<timestamp>)'); d.add_argument('--n-train', type=int, default=384)
     return p
 
 def main(argv:list|None=None, # command-line arguments (default: sys.argv[1:])

