@@ -49,7 +49,7 @@ def cmd_demo(args):
     res = worked_example(args.out, n_train=args.n_train)
     print(report_table(res['results']).round(3).to_string(), f"\nReport: {res['report']}", sep='\n')
 
-# %% ../nbs/90_cli.ipynb #ebcc3fcb
+# %% ../nbs/90_cli.ipynb #7848ee24
 def parser()->argparse.ArgumentParser:
     "The `ftbook` command's arguments."
     p = argparse.ArgumentParser(prog='ftbook', description='Notebook-first QLoRA fine-tuning of language models.')
@@ -74,5 +74,6 @@ def main(argv:list|None=None, # command-line arguments (default: sys.argv[1:])
     "The `ftbook` command."
     args = parser().parse_args(argv)
     try: dict(train=cmd_train, eval=cmd_eval, demo=cmd_demo)[args.command](args)
-    except (ConfigError, OSError, ValueError, KeyError, TypeError, ImportError) as e:  # the message says what to fix
-        sys.exit(f'ftbook {args.command}: {e}')
+    except (ConfigError, OSError, ValueError, KeyError, TypeError, ImportError, FloatingPointError) as e:  # the message says what to fix
+        if os.environ.get('FTBOOK_DEBUG'): raise  # the whole traceback, for a bug report
+        sys.exit(f'ftbook {args.command}: {e.args[0] if isinstance(e, KeyError) and e.args else e}')

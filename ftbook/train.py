@@ -21,10 +21,10 @@ warnings.filterwarnings('ignore', message='.*(is_gradient_checkpointing|gradient
 __all__ = ['DTYPES', 'SECTIONS', 'HISTORY_COLUMNS', 'COMPLETE', 'ConfigError', 'ModelSettings', 'LoraSettings', 'DataSettings',
            'TrainSettings', 'section_problems', 'RunConfig', 'write_atomic', 'linear_layer_names',
            'check_target_modules', 'add_lora', 'training_rows', 'loss_history', 'overfitting_step', 'plot_losses',
-           'OverfittingWarning', 'TrainingMonitor', 'complete_checkpoints', 'CommitCheckpoints', 'discard_incomplete',
-           'training_arguments', 'cpu_inference_repacking', 'TrainingLayout', 'LossGuard', 'make_trainer',
-           'prepare_run_folder', 'run_pairs', 'TrainResult', 'check_adapter', 'save_run', 'train', 'status_html',
-           'figure_png', 'Dashboard', 'BackgroundRun', 'control_panel', 'merge_adapter', 'SaveLossPlot']
+           'figure_png', 'OverfittingWarning', 'TrainingMonitor', 'complete_checkpoints', 'CommitCheckpoints',
+           'discard_incomplete', 'training_arguments', 'cpu_inference_repacking', 'TrainingLayout', 'LossGuard',
+           'make_trainer', 'prepare_run_folder', 'run_pairs', 'TrainResult', 'check_adapter', 'save_run', 'train',
+           'status_html', 'Dashboard', 'BackgroundRun', 'control_panel', 'merge_adapter', 'SaveLossPlot']
 
 # %% ../nbs/03_train.ipynb #c8666d40
 DTYPES = {'auto': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
@@ -192,8 +192,14 @@ def override(self, changes:dict)->RunConfig:
     "A copy with `changes` applied, keys written as 'section.setting' (e.g. {'train.lr': 1e-4})."
     d = self.to_dict()
     for key, value in changes.items():
-        section, _, name = key.rpartition('.')
-        (d[section] if section else d)[name] = value
+        *path, name = key.split('.')
+        node = d
+        for part in path:
+            if not isinstance(node.get(part), dict):
+                near = difflib.get_close_matches(part, [k for k,v in node.items() if isinstance(v, dict)], n=1)
+                raise ConfigError(f"'{key}': no section '{part}'" + (f" (did you mean '{near[0]}'?)" if near else '') + f". Sections: {list(SECTIONS)}.")
+            node = node[part]
+        node[name] = value
     return RunConfig.from_dict(d)
 
 # %% ../nbs/03_train.ipynb #546a8975
@@ -292,8 +298,9 @@ def overfitting_step(history:pd.DataFrame, # from `loss_history`
     steps, vals = ev.step.to_numpy(), ev.eval_loss.to_numpy()
     tr = history.dropna(subset=['loss'])
     train_mean = [tr.loss[(tr.step > lo) & (tr.step <= hi)].mean() for lo,hi in zip(np.r_[-1, steps[:-1]], steps)]
-    for k in range(window, len(ev)):
-        if all(np.diff(vals[k-window:k+1]) > 0) and train_mean[k] < train_mean[k-window]: return int(steps[k-window])
+    best = int(np.argmin(vals))
+    k = best + window
+    if k < len(ev) and all(np.diff(vals[best:k+1]) > 0) and train_mean[k] < train_mean[best]: return int(steps[best])
     return None
 
 # %% ../nbs/03_train.ipynb #ce604612
@@ -315,6 +322,22 @@ def plot_losses(history:pd.DataFrame,   # from `loss_history`
     ax.legend(fontsize=8); fig.tight_layout()
     return fig
 
+def figure_png(fig, # a matplotlib Figure
+              )->bytes:
+    "The figure as PNG bytes (for an image widget, a data URI or a file)."
+    import io
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90); return buf.getvalue()
+
+def _show_figures_as_png():
+    "In IPython, show a bare matplotlib Figure (drawn without pyplot, so also in a thread) as a PNG, as pyplot's inline backend does."
+    try: from IPython import get_ipython
+    except ImportError: return
+    if (ip := get_ipython()) is not None:
+        from matplotlib.figure import Figure
+        ip.display_formatter.formatters['image/png'].for_type(Figure, lambda fig: figure_png(fig))
+
+_show_figures_as_png()
+
 # %% ../nbs/03_train.ipynb #908a82bd
 class OverfittingWarning(UserWarning):
     "Validation loss rising while training loss falls."
@@ -322,7 +345,7 @@ class OverfittingWarning(UserWarning):
 class TrainingMonitor(TrainerCallback):
     "Follows a run for the dashboard and the logs: losses, speed, time left, overfitting; ends it cleanly when asked."
     def __init__(self, listeners:list=(), window:int=2):
-        self.listeners, self.window, self.stop_requested, self.overfit, self.snapshot = list(listeners), window, False, None, {}
+        self.listeners, self.window, self.stop_requested, self.overfit, self.warned, self.snapshot = list(listeners), window, False, None, False, {}
         self.t0, self.step0, self.tokens0 = time.time(), 0, 0
     def stop(self): self.stop_requested = True
     def on_train_begin(self, args, state, control, **kw):
@@ -338,10 +361,11 @@ class TrainingMonitor(TrainerCallback):
 def _update(self, state, status:str):
     "Refresh the snapshot from the Trainer state, warn once about overfitting, and tell the listeners."
     history = loss_history(state.log_history)
-    if self.overfit is None and (step := overfitting_step(history, self.window)) is not None:
-        self.overfit = step
-        warnings.warn(f"Overfitting: validation loss has risen {self.window} evaluations in a row since step {step} while training loss "
-                      f"fell. The best adapter (step {step} or earlier) is kept; stop now, or lower the learning rate or epochs.", OverfittingWarning)
+    self.overfit = overfitting_step(history, self.window)  # None again if validation loss recovers to a new low
+    if self.overfit is not None and not self.warned:
+        self.warned, step = True, self.overfit
+        warnings.warn(f"Overfitting: validation loss has risen {self.window} evaluations in a row since its low at step {step} while training "
+                      f"loss fell. The adapter with the lowest validation loss is kept; stop now, or lower the learning rate or epochs.", OverfittingWarning)
     elapsed, done = time.time() - self.t0, state.global_step - self.step0
     ev = history.dropna(subset=['eval_loss'])
     self.snapshot = dict(status=status, step=state.global_step, max_steps=state.max_steps, epoch=state.epoch or 0, history=history,
@@ -368,6 +392,7 @@ class CommitCheckpoints(TrainerCallback):
     "After the Trainer saves a checkpoint: flush it, mark it complete, keep the newest `keep` complete ones and the best."
     def __init__(self, keep:int=2): self.keep = keep
     def on_save(self, args, state, control, **kw):
+        if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.barrier()  # every process has written its part
         if not state.is_world_process_zero: return
         ckpt = Path(args.output_dir)/f'checkpoint-{state.global_step}'
         _fsync_tree(ckpt)
@@ -451,7 +476,7 @@ def make_trainer(model,                 # a PEFT model from `add_lora`
                 ):
     "A transformers `Trainer` for the run, with monitoring, checkpoint commits and early stopping."
     from transformers import EarlyStoppingCallback, Trainer
-    from transformers.utils.notebook import NotebookProgressCallback
+    from transformers.trainer_callback import PrinterCallback
     device = pick_device(); dtype = DTYPES[config.model.dtype] or pick_dtype(device)
     callbacks = [monitor, CommitCheckpoints(config.train.keep_checkpoints), TrainingLayout(), LossGuard()]
     if dtype == torch.float16: warnings.warn('Training with float16 compute: its small range can turn the loss into NaN (LossGuard stops the run if it does). '
@@ -460,7 +485,7 @@ def make_trainer(model,                 # a PEFT model from `add_lora`
     trainer = Trainer(model=model, args=training_arguments(config, device, dtype, progress_bar), train_dataset=train_rows,
                       eval_dataset=val_rows, data_collator=lambda rows: collate(rows, tok.pad_token_id),
                       processing_class=tok, callbacks=callbacks)
-    if not progress_bar: trainer.remove_callback(NotebookProgressCallback)
+    if not progress_bar: trainer.remove_callback(PrinterCallback)  # no log lines printed under a dashboard
     return trainer
 
 # %% ../nbs/03_train.ipynb #0e65bdde
@@ -471,12 +496,13 @@ def prepare_run_folder(config:RunConfig, # the run's configuration
     out, ckpt_dir = Path(config.output_dir), Path(config.output_dir)/'checkpoints'
     ended = json.loads((out/'result.json').read_text())['ended'] if (out/'result.json').exists() else None  # result.json is written last
     if ended is not None and not (resume and ended == 'stopped'):
-        raise FileExistsError(f"{out} holds a finished run (it ended: {ended}). " + ('Only a stopped or killed run can be resumed. ' if resume else '')
-                              + "Choose another output_dir, or move that run away first.")
+        hint = ('It was stopped: resume it (resume=True, or --resume on the command line), or choose another output_dir.' if ended == 'stopped'
+                else ('Only a stopped or killed run can be resumed. ' if resume else '') + 'Choose another output_dir, or move that run away first.')
+        raise FileExistsError(f"{out} holds a finished run (it ended: {ended}). {hint}")
     if not resume:
         if ckpt_dir.exists() and any(ckpt_dir.iterdir()):
-            raise FileExistsError(f"{out} holds checkpoints of an unfinished run. Pass resume=True (`ftbook train CONFIG --resume`) "
-                                  f"to continue it, or choose another output_dir.")
+            raise FileExistsError(f"{out} holds checkpoints of an unfinished run. Continue it with resume=True (on the command line: "
+                                  f"`ftbook train CONFIG --resume`), or choose another output_dir.")
         return None
     if (out/'config.yaml').exists() and (saved := RunConfig.load(out/'config.yaml')).to_dict() != config.to_dict():
         changed = [k for k in SECTIONS if getattr(saved, k) != getattr(config, k)]
@@ -540,8 +566,8 @@ def check_adapter(folder:str|Path, # a folder written by `save_pretrained` of a 
 # %% ../nbs/03_train.ipynb #fc306366
 def _ended(trainer, monitor:TrainingMonitor, config:RunConfig)->str:
     "Why the run ended."
-    if monitor.stop_requested: return 'stopped'
     if trainer.state.global_step >= trainer.state.max_steps: return 'max_steps' if config.train.max_steps > 0 else 'finished'
+    if monitor.stop_requested: return 'stopped'
     return 'early stopping'
 
 def save_run(trainer, tok, config:RunConfig, monitor:TrainingMonitor, rows:dict)->TrainResult:
@@ -559,7 +585,7 @@ def save_run(trainer, tok, config:RunConfig, monitor:TrainingMonitor, rows:dict)
         check_adapter(tmp, trainer.model)  # before the folder is committed: a bad adapter never becomes adapter/
         write_atomic(tmp/'template.json', json.dumps(config.data.template.to_dict(), indent=2))
     write_atomic(out/'history.csv', history.to_csv(index=False))
-    res.plot().savefig(out/'loss.png', dpi=110)
+    res.plot().savefig(tmp_png := out/'.loss.tmp.png', dpi=110); os.replace(tmp_png, out/'loss.png')
     write_atomic(out/'result.json', json.dumps(dict(res.summary(), machine=machine_info()), indent=2, default=str))
     return res
 
@@ -605,12 +631,6 @@ def status_html(snap:dict, # a `TrainingMonitor` snapshot
     return '<span style="font-family:sans-serif;font-size:13px">' + ' &middot; '.join(parts) + alarm + '</span>'
 
 # %% ../nbs/03_train.ipynb #51bb89ed
-def figure_png(fig, # a matplotlib Figure
-              )->bytes:
-    "The figure as PNG bytes (for an image widget, a data URI or a file)."
-    import io
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90); return buf.getvalue()
-
 class Dashboard:
     "Live view of a run in a notebook: loss curves, progress, speed, time left, overfitting alarm and a Stop button."
     def __init__(self, monitor:TrainingMonitor, title:str='Training'):
@@ -657,14 +677,16 @@ def html(self)->str:
 # %% ../nbs/03_train.ipynb #64a2ce3f
 class BackgroundRun:
     "`train` in a background thread with a `Dashboard`, so the notebook and its Stop button stay responsive."
-    def __init__(self, config:RunConfig, train_pairs:list|None=None, val_pairs:list|None=None, resume:bool=False):
-        self.config, self.monitor, self.result, self.error = config, TrainingMonitor(), None, None
+    def __init__(self, config:RunConfig, train_pairs:list|None=None, val_pairs:list|None=None, resume:bool=False, on_end=None):
+        self.config, self.monitor, self.result, self.error, self.on_end = config, TrainingMonitor(), None, None, on_end
         self.dashboard = Dashboard(self.monitor, Path(config.output_dir).name)
         self.thread = threading.Thread(target=self._run, args=(train_pairs, val_pairs, resume), daemon=True)
         self.thread.start()
     def _run(self, train_pairs, val_pairs, resume):
         try: self.result = train(self.config, train_pairs, val_pairs, resume=resume, monitor=self.monitor, progress_bar=False)
         except BaseException as e: self.error = e; self.dashboard.show_error(e)
+        finally:
+            if self.on_end: self.on_end()
     def stop(self): self.dashboard.stop()
     def wait(self)->TrainResult:
         "Wait for the run to end; its `TrainResult`, or its error raised here."
@@ -678,12 +700,13 @@ def _controls(config:RunConfig)->dict:
     "A widget per main hyperparameter, keyed by its config name."
     import ipywidgets as W
     style = dict(description_width='110px')
-    return {'train.lr': W.FloatLogSlider(value=config.train.lr, base=10, min=-5, max=-2, step=0.1, readout_format='.1e', description='learning rate', style=style),
-            'train.epochs': W.FloatSlider(value=config.train.epochs, min=0.5, max=20, step=0.5, description='epochs', style=style),
-            'lora.r': W.Dropdown(options=[1, 2, 4, 8, 16, 32, 64, 128], value=config.lora.r, description='LoRA rank r', style=style),
+    t, lg = config.train, math.log10(config.train.lr)  # ranges widened to hold the config's own values: Start unchanged = the config
+    return {'train.lr': W.FloatLogSlider(value=t.lr, base=10, min=min(-5, lg), max=max(-2, lg), step=0.1, readout_format='.1e', description='learning rate', style=style),
+            'train.epochs': W.FloatSlider(value=t.epochs, min=min(0.5, t.epochs), max=max(20, t.epochs), step=0.5, description='epochs', style=style),
+            'lora.r': W.Dropdown(options=sorted({1, 2, 4, 8, 16, 32, 64, 128, config.lora.r}), value=config.lora.r, description='LoRA rank r', style=style),
             'lora.alpha': W.FloatText(value=config.lora.alpha, description='LoRA alpha', style=style),
-            'train.batch_size': W.IntSlider(value=config.train.batch_size, min=1, max=64, description='batch size', style=style),
-            'data.max_len': W.IntSlider(value=config.data.max_len, min=64, max=4096, step=64, description='max length', style=style),
+            'train.batch_size': W.IntSlider(value=t.batch_size, min=1, max=max(64, t.batch_size), description='batch size', style=style),
+            'data.max_len': W.IntSlider(value=config.data.max_len, min=min(64, config.data.max_len), max=max(4096, config.data.max_len), step=64, description='max length', style=style),
             'output_dir': W.Text(value=config.output_dir, description='run folder', style=style)}
 
 # %% ../nbs/03_train.ipynb #440bf77c
@@ -701,7 +724,9 @@ def control_panel(config:RunConfig,            # the starting point; the panel c
         problems = cfg.problems() + ([f"output_dir = {cfg.output_dir!r}: this folder exists; name a new run folder"] if Path(cfg.output_dir).exists() else [])
         message.value = '<br>'.join(f'<span style="color:#c00">{p}</span>' for p in problems)
         if problems: return
-        panel.runs.append(run := BackgroundRun(cfg, train_pairs, val_pairs))
+        Path(cfg.output_dir).mkdir(parents=True)  # claimed now: a second click cannot start a second run in it
+        start.disabled = True                     # one run at a time; enabled again when it ends
+        panel.runs.append(run := BackgroundRun(cfg, train_pairs, val_pairs, on_end=lambda: setattr(start, 'disabled', False)))
         area.children = [run.dashboard.widget]
     start.on_click(on_start)
     return panel

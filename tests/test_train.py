@@ -34,8 +34,10 @@ def test_killed_run_resumes_from_a_complete_checkpoint(tmp_path):
     killed_at = int(complete_checkpoints(run/'checkpoints')[-1].name.split('-')[1])
     assert not (run/'adapter').exists() and not (run/'result.json').exists()
 
+    before = {p.name: sorted(f.name for f in p.iterdir()) for p in complete_checkpoints(run/'checkpoints')}
     again = ftbook('train', str(cfg))  # without --resume: refused, nothing touched
     assert again.returncode != 0 and '--resume' in again.stderr
+    assert {p.name: sorted(f.name for f in p.iterdir()) for p in complete_checkpoints(run/'checkpoints')} == before
     done = ftbook('train', str(cfg), '--resume')
     assert done.returncode == 0, done.stderr[-3000:]
     res = json.loads((run/'result.json').read_text())
