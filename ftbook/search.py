@@ -4,10 +4,10 @@
 
 # %% ../nbs/13_search.ipynb #353c4855
 from __future__ import annotations
-import importlib.util, os, random, shutil, tempfile
+import importlib.util, os, random, tempfile
 from pathlib import Path
 import matplotlib.pyplot as plt, pandas as pd, torch
-from .core import pick_device
+from .core import atomic_dir, pick_device
 from .quant import ask
 from .examples import CONDITIONS, Condition, follow_up_text, make_visit, _duration, _med_note, _person, _units
 
@@ -230,14 +230,7 @@ def save_embedder(model,          # a sentence-transformers model
     "Save `model` in the standard sentence-transformers layout, atomically, never over an existing folder."
     out = Path(out)
     if out.exists(): raise FileExistsError(f"{out} exists: choose a new folder or delete it first; nothing was written.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.tmp'))
-    try:
-        model.save(str(tmp))
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_dir(out, replace=False) as tmp: model.save(str(tmp))
     return out
 
 # %% ../nbs/13_search.ipynb #8f1ef8d8
