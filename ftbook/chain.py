@@ -44,7 +44,7 @@ def run_chain(steps:list,         # the `Step`s, in order
 INSTRUCTIONS_TEMPLATE = PromptTemplate(
     prompt=("Write short follow-up instructions for the patient, in plain words, from this visit summary. Name each medicine with its dose "
             "and how often to take it, and say when to come back. Use only what the summary says.\n\nSummary:\n{summary_out}"),
-    completion='', system='You are a friendly clinic nurse.')
+    completion='')  # no system message: with one ('You are a friendly clinic nurse.') this small model wrote pleasantries instead
 
 def _follow_up(summary:str)->str|None:
     "The interval of a reference summary's Follow-up line: '3 months', '2 weeks', 'as needed'."
