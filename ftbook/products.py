@@ -159,8 +159,7 @@ def style_guide_template(example:dict|None=None, # a record shown as the worked 
     example = example or product_record(0)
     esc = lambda t: t.replace('{', '{{').replace('}', '}}')
     return PromptTemplate(prompt=f"{STYLE_GUIDE}\n\nExample specification:\n{esc(example['specs'])}\n\nExample description:\n"
-                                 f"{esc(example['description'])}\n\nNow write the description for:\n{{specs}}", completion='{description}',
-                          system='You are a careful copywriter.')
+                                 f"{esc(example['description'])}\n\nNow write the description for:\n{{specs}}", completion='{description}')
 
 # %% ../nbs/11_products.ipynb #a8749b52
 def product_data(n_train:int=320, n_val:int=32, n_test:int=40, # products in each set

