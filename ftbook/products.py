@@ -131,12 +131,13 @@ class HouseStyle(TextMetric):
     inputs = ('predictions', 'sources')
     def score(self, prediction:str, source:str)->dict:
         lines = [l.strip() for l in prediction.strip().splitlines() if l.strip()]
-        body = ' '.join(lines[:-1]) if lines else ''
+        price_line = bool(lines) and re.fullmatch(r'Price: \$\d+\.\d\d', lines[-1]) is not None
+        body = ' '.join(lines[:-1] if price_line else lines)  # the description without its price line
         first = re.split(r'(?<=[.!?])\s', body, maxsplit=1)[0]
         checks = dict(name_first=spec_values(source)['Product'].casefold() in first.casefold(),
                       length_ok=WORDS[0] <= len(body.split()) <= WORDS[1],
                       no_forbidden=not any(re.search(rf'(?<!\w){re.escape(w)}(?!\w)', prediction, re.I) for w in FORBIDDEN),
-                      price_line=bool(lines) and re.fullmatch(r'Price: \$\d+\.\d\d', lines[-1]) is not None)
+                      price_line=price_line)
         return {k: float(v) for k,v in checks.items()} | dict(house_style=float(all(checks.values())))
 
 def product_metrics()->list:
