@@ -84,10 +84,11 @@ def worked_example_config(output_dir:str|Path,      # the run folder
                           eval_every:int=12,        # steps between validations
                           max_len:int=512,          # context length (the longest example here is under 460 tokens)
                           packing:bool=False,       # these examples have similar lengths: batches grouped by length waste little on padding
+                          template:PromptTemplate=SHORT_TEMPLATE, # the prompt the model is trained (and later asked) with
                          )->RunConfig:
     "The worked example's training run: QLoRA r=16 on every linear layer, the short prompt, validation for early stopping."
     return RunConfig(output_dir=str(output_dir), model=ModelSettings(name=model), lora=LoraSettings(r=16, alpha=32, dropout=0.0),
-                     data=DataSettings(template=SHORT_TEMPLATE, max_len=max_len, packing=packing),
+                     data=DataSettings(template=template, max_len=max_len, packing=packing),
                      train=TrainSettings(epochs=epochs, lr=lr, batch_size=batch_size, eval_every=eval_every, log_every=2, patience=3,
                                          gradient_checkpointing=torch.cuda.is_available()))  # on a CPU, memory is not what limits
 
