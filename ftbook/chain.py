@@ -14,7 +14,7 @@ from .clinic import medication_facts
 from .products import mentions
 
 # %% auto #0
-__all__ = ['INSTRUCTIONS_TEMPLATE', 'Step', 'run_chain', 'instructions_check', 'chain_report']
+__all__ = ['INSTRUCTIONS_TEMPLATE', 'NUMBER_WORDS', 'Step', 'run_chain', 'interval_forms', 'instructions_check', 'chain_report']
 
 # %% ../nbs/14_chain.ipynb #1d1e1b58
 @dataclass
@@ -51,13 +51,21 @@ def _follow_up(summary:str)->str|None:
     m = re.search(r'Return (?:in )?(.+)$', parse_summary(summary).get('Follow-up', ''))
     return m and m.group(1).strip()
 
+NUMBER_WORDS = dict(enumerate('zero one two three four five six seven eight nine ten eleven twelve'.split()))
+
+def interval_forms(interval:str)->list:
+    "The ways an interval is written: '4 weeks' also as 'four weeks', '1 week' also as 'one week' and 'a week'."
+    n, _, unit = interval.partition(' ')
+    if not n.isdigit() or int(n) not in NUMBER_WORDS: return [interval]
+    return [interval, f'{NUMBER_WORDS[int(n)]} {unit}'] + ([f'a {unit}'] if int(n) == 1 else [])
+
 def instructions_check(instructions:str, # the chain's final output
                        reference:str,    # the visit's reference summary (the truth, from the note)
                       )->dict:           # per check: 1.0 or 0.0, and 'valid' when all pass
     "Whether patient instructions agree with the visit: every medicine and dose, no invented medicine, the follow-up interval."
     meds, said = medication_facts(reference), medication_facts(instructions)
     interval = _follow_up(reference) or 'as needed'
-    follow = mentions(instructions, interval) if interval[0].isdigit() else re.search(r'as needed|if needed|if .{0,20}worse', instructions, re.I) is not None
+    follow = any(mentions(instructions, f) for f in interval_forms(interval)) if interval[0].isdigit() else re.search(r'as needed|if needed|if .{0,20}worse', instructions, re.I) is not None
     checks = dict(all_medicines=meds <= said, no_invented=not (said - meds), follow_up=follow)
     return {k: float(v) for k,v in checks.items()} | dict(valid=float(all(checks.values())))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .core import machine_info
 from .quant import default_model, load_model, pretrained_model
-from .data import PromptTemplate, make_pairs, pair_report, prompt_text
+from .data import PromptTemplate, escape_braces, make_pairs, pair_report, prompt_text
 from .train import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings, BackgroundRun, plot_losses, train, write_atomic, figure_png
 from .eval import (ExactMatch, FactRecall, FormatCompliance, Rouge, System, compare, load_system, plot_comparison, save_results)
 from .examples import SECTIONS, STYLES, clinic_facts, clinic_notes, clinic_split, format_problems, held_out_notes
@@ -52,8 +52,7 @@ def detailed_template(example:dict|None=None, # a record whose note and summary 
                      )->PromptTemplate:
     "The base model's prompt: the format spelled out with its rules, then one complete example, then the note."
     example = example or clinic_notes(1)[0]
-    esc = lambda t: t.replace('{', '{{').replace('}', '}}')
-    return PromptTemplate(prompt=f"{FORMAT_RULES}\n\nExample note:\n{esc(example['note'])}\n\nExample summary:\n{esc(example['summary'])}"
+    return PromptTemplate(prompt=f"{FORMAT_RULES}\n\nExample note:\n{escape_braces(example['note'])}\n\nExample summary:\n{escape_braces(example['summary'])}"
                                  "\n\nNow summarize this note:\n{note}", completion='{summary}',
                           system='You are a careful clinical documentation assistant.')
 

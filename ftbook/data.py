@@ -12,9 +12,9 @@ import numpy as np, pandas as pd
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['CHECKS', 'Records', 'read_records', 'PromptTemplate', 'fill', 'make_pairs', 'prompt_text', 'tokenize_pairs',
-           'normalize', 'near_duplicate_groups', 'has_bad_characters', 'PairReport', 'pair_report', 'split_pairs',
-           'pack_examples', 'collate', 'pair_html', 'browse_pairs']
+__all__ = ['CHECKS', 'Records', 'read_records', 'PromptTemplate', 'fill', 'escape_braces', 'make_pairs', 'prompt_text',
+           'tokenize_pairs', 'normalize', 'near_duplicate_groups', 'has_bad_characters', 'PairReport', 'pair_report',
+           'split_pairs', 'pack_examples', 'collate', 'pair_html', 'browse_pairs']
 
 # %% ../nbs/02_data.ipynb #ce03c1d5
 class Records(list):
@@ -87,6 +87,13 @@ class PromptTemplate:
     prompt:str = '{prompt}'          # format string over the record's fields
     completion:str = '{completion}'  # format string for the answer the model must learn
     system:str|None = None           # optional system instruction, sent with every prompt
+    examples:tuple = ()              # solved exchanges sent before the prompt as earlier chat turns: ((user text, assistant text), ...)
+
+    def __post_init__(self):
+        bad = [e for e in self.examples if not (isinstance(e, (list, tuple)) and len(e) == 2 and all(isinstance(t, str) for t in e))]
+        if bad: raise ValueError(f"PromptTemplate.examples: {str(bad[0])[:60]!r} is not a (user text, assistant text) pair. "
+                                 f"Give each example as two strings: what the user wrote and the answer.")
+        self.examples = tuple(tuple(e) for e in self.examples)  # lists from JSON compare equal to the tuples saved
 
     def fields(self)->list:
         "The record fields the template uses."
@@ -117,6 +124,11 @@ def fill(template:PromptTemplate, # the template
                                f"Rename the column, or change the template.")
     vals = {f: _text(record[f], f, where) for f in template.fields()}
     return dict(prompt=template.prompt.format(**vals), completion=template.completion.format(**vals), system=template.system)
+
+# %% ../nbs/02_data.ipynb #2f6dfde2
+def escape_braces(text:str)->str:
+    "`text` made literal inside a template's format string: each brace doubled."
+    return str(text).replace('{', '{{').replace('}', '}}')
 
 # %% ../nbs/02_data.ipynb #f510052b
 def _from_messages(msgs:list, where:str)->dict:
@@ -150,7 +162,8 @@ def prompt_text(template:PromptTemplate, # the training template
                )->str:
     "The exact text the model sees before its answer, for training and inference alike."
     system = pair.get('system') or template.system
-    msgs = ([{'role': 'system', 'content': system}] if system else []) + [{'role': 'user', 'content': pair['prompt']}]
+    turns = [{'role': role, 'content': text} for ex in template.examples for role, text in zip(('user', 'assistant'), ex)]
+    msgs = ([{'role': 'system', 'content': system}] if system else []) + turns + [{'role': 'user', 'content': pair['prompt']}]
     return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 # %% ../nbs/02_data.ipynb #ed1e6de0

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import random, re
 from dataclasses import dataclass
-from .data import PromptTemplate
+from .data import PromptTemplate, escape_braces
 from .eval import Rouge, TextMetric
 
 # %% auto #0
@@ -158,9 +158,8 @@ def style_guide_template(example:dict|None=None, # a record shown as the worked 
                         )->PromptTemplate:
     "The base model's prompt: the style guide, one example specification and description, then the specification."
     example = example or product_record(0)
-    esc = lambda t: t.replace('{', '{{').replace('}', '}}')
-    return PromptTemplate(prompt=f"{STYLE_GUIDE}\n\nExample specification:\n{esc(example['specs'])}\n\nExample description:\n"
-                                 f"{esc(example['description'])}\n\nNow write the description for:\n{{specs}}", completion='{description}')
+    return PromptTemplate(prompt=f"{STYLE_GUIDE}\n\nExample specification:\n{escape_braces(example['specs'])}\n\nExample description:\n"
+                                 f"{escape_braces(example['description'])}\n\nNow write the description for:\n{{specs}}", completion='{description}')
 
 # %% ../nbs/11_products.ipynb #a8749b52
 def product_data(n_train:int=320, n_val:int=32, n_test:int=40, # products in each set
