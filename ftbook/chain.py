@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import pandas as pd
 from .data import PromptTemplate
 from .eval import System, generate
-from .examples import parse_summary
+from .examples import NUMBER_WORDS, parse_summary
 from .clinic import medication_facts
 from .products import mentions
 
 # %% auto #0
-__all__ = ['INSTRUCTIONS_TEMPLATE', 'NUMBER_WORDS', 'Step', 'run_chain', 'interval_forms', 'instructions_check', 'chain_report']
+__all__ = ['INSTRUCTIONS_TEMPLATE', 'Step', 'run_chain', 'interval_forms', 'instructions_check', 'chain_report']
 
 # %% ../nbs/14_chain.ipynb #1d1e1b58
 @dataclass
@@ -50,8 +50,6 @@ def _follow_up(summary:str)->str|None:
     "The interval of a reference summary's Follow-up line: '3 months', '2 weeks', 'as needed'."
     m = re.search(r'Return (?:in )?(.+)$', parse_summary(summary).get('Follow-up', ''))
     return m and m.group(1).strip()
-
-NUMBER_WORDS = dict(enumerate('zero one two three four five six seven eight nine ten eleven twelve'.split()))
 
 def interval_forms(interval:str)->list:
     "The ways an interval is written: '4 weeks' also as 'four weeks', '1 week' also as 'one week' and 'a week'."
