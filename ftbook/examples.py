@@ -12,9 +12,10 @@ from .data import normalize, PromptTemplate
 __all__ = ['SECTIONS', 'FREQUENCIES', 'ROUTES', 'DRUG_ABBREVIATIONS', 'CONDITIONS', 'SIDE', 'SPECIALTIES', 'NORMAL', 'CHILD',
            'VITAL_WORDS', 'STYLES', 'NUMBER_WORDS', 'ALLERGIES', 'WRITERS', 'DRUG_SYNONYMS', 'CORRUPTIONS', 'HELD_OUT',
            'CLINIC_SYSTEM', 'parse_summary', 'format_problems', 'parse_med', 'dose_for', 'Condition', 'add_condition',
-           'vital_signs', 'make_visit', 'dose_text', 'med_text', 'follow_up_text', 'summarize', 'terse_note',
-           'soap_note', 'narrative_note', 'normalize_dose', 'clinic_facts', 'clinic_record', 'corrupt_summary',
-           'clinic_notes', 'clinic_template', 'held_out_notes', 'clinic_split']
+           'vital_signs', 'make_visit', 'units_text', 'dose_text', 'med_text', 'follow_up_text', 'summarize',
+           'person_text', 'medication_text', 'duration_text', 'terse_note', 'soap_note', 'narrative_note',
+           'normalize_dose', 'clinic_facts', 'clinic_record', 'corrupt_summary', 'clinic_notes', 'clinic_template',
+           'held_out_notes', 'clinic_split']
 
 # %% ../nbs/05_examples.ipynb #e925c2f4
 SECTIONS = ('Patient:', 'Chief complaint:', 'Key findings:', 'Assessment:', 'Plan:', 'Medications:', 'Follow-up:')
@@ -672,7 +673,9 @@ def make_visit(rng:random.Random, # the visit's random stream
 # %% ../nbs/05_examples.ipynb #1794a73a
 def _cap(s:str)->str: return s[:1].upper() + s[1:]
 def _low(s:str)->str: return s if s[1:2].isupper() else s[:1].lower() + s[1:]  # keeps COPD, TSH, BP
-def _units(n, unit:str)->str: return f"{n} {unit}{'' if n in (1, 'one') else 's'}"
+def units_text(n, unit:str)->str:
+    "A count with its unit, plural when it is not one: '1 week', 'two days'."
+    return f"{n} {unit}{'' if n in (1, 'one') else 's'}"
 
 VITAL_WORDS = {  # vital: (as a summary writes it, as a narrative note writes it, ways a terse note writes it)
     'bp': ('BP {sbp}/{dbp}', 'blood pressure {sbp}/{dbp}', ['BP {sbp}/{dbp}']),
@@ -700,7 +703,7 @@ def med_text(m:dict, # a medication with its dose fixed (`dose_for`)
 
 def follow_up_text(fu)->str:
     "'Return in 2 weeks', or 'Return as needed'."
-    return 'Return as needed' if fu == 'prn' else f'Return in {_units(*fu)}'
+    return 'Return as needed' if fu == 'prn' else f'Return in {units_text(*fu)}'
 
 # %% ../nbs/05_examples.ipynb #c323c407
 def summarize(v:dict, # from `make_visit`
@@ -708,7 +711,7 @@ def summarize(v:dict, # from `make_visit`
     "The reference summary of visit `v`: the seven sections, in order, abbreviations written out."
     vitals = ', '.join(VITAL_WORDS[k][0].format(**v['vitals']) for k in v['key_vitals'])
     findings = '; '.join(([vitals] if vitals else []) + [p for p,_ in v['findings'] + v['tests']])
-    complaint = re.sub(r'^(a|an) ', '', v['complaint'][0]) + f" for {_units(*v['duration'])}"
+    complaint = re.sub(r'^(a|an) ', '', v['complaint'][0]) + f" for {units_text(*v['duration'])}"
     body = [f"{v['age']}-year-old {v['sex']}", _cap(complaint), _cap(findings), v['assessment'][0],
             _cap('; '.join(_low(p) for p,_ in v['plan'])), '; '.join(med_text(m) for m in v['meds']) or 'None',
             follow_up_text(v['follow_up'])]
@@ -720,7 +723,7 @@ NUMBER_WORDS = dict(enumerate('zero one two three four five six seven eight nine
 
 def _and(items:list)->str: return items[0] if len(items) == 1 else ', '.join(items[:-1]) + ' and ' + items[-1]
 
-def _person(v:dict, rng:random.Random, style:str)->str:
+def person_text(v:dict, rng:random.Random, style:str)->str:
     "Age and sex as the style writes them: '58yo M', '58 y/o F', '58-year-old man'."
     a, male, MF = v['age'], v['sex'] == 'male', 'M' if v['sex'] == 'male' else 'F'
     if style == 'terse': return rng.choice([f'{a}yo {MF}', f'{a} y/o {MF}', f"{a}yo {v['sex']}"])
@@ -729,7 +732,7 @@ def _person(v:dict, rng:random.Random, style:str)->str:
     if style == 'soap': return rng.choice([f'{a}-year-old {rng.choice(nouns)}', f'{a} y/o {MF}', f'{a}yo {MF}'])
     return f'{a}-year-old {rng.choice(nouns)}'
 
-def _med_note(m:dict, rng:random.Random, style:str)->str:
+def medication_text(m:dict, rng:random.Random, style:str)->str:
     "A medication as the style writes it: 'ASA 81mg PO qd' (terse) ... 'aspirin 81 mg by mouth daily' (narrative)."
     form = f" {m['form']}" if m['form'] else ''
     if style == 'narrative': return f"{m['drug']} {dose_text(m)}{form} {ROUTES[m['route']][0]} {FREQUENCIES[m['freq']][0]}{_days(m['days'])}"
@@ -737,10 +740,11 @@ def _med_note(m:dict, rng:random.Random, style:str)->str:
     dose = dose_text(m).replace(' ', '') if style == 'terse' and rng.random() < 0.7 else dose_text(m)
     return f"{name} {dose}{form} {ROUTES[m['route']][1]} {rng.choice(FREQUENCIES[m['freq']][1])}{_days(m['days'], terse=True)}"
 
-def _duration(d:tuple, rng:random.Random, style:str)->str:
+def duration_text(d:tuple, rng:random.Random, style:str)->str:
+    "How long the complaint has lasted, as the style writes it: 'x3d' (terse) ... 'three days' (narrative)."
     n, unit = d
-    if style == 'terse': return rng.choice([f"x{n}{dict(day='d', week='wk', month=' mo')[unit]}", f'x {_units(n, unit)}'])
-    return _units(NUMBER_WORDS[n] if style == 'narrative' and n in NUMBER_WORDS and rng.random() < 0.5 else n, unit)
+    if style == 'terse': return rng.choice([f"x{n}{dict(day='d', week='wk', month=' mo')[unit]}", f'x {units_text(n, unit)}'])
+    return units_text(NUMBER_WORDS[n] if style == 'narrative' and n in NUMBER_WORDS and rng.random() < 0.5 else n, unit)
 
 def _follow_up(fu, rng:random.Random, style:str, he:str='', him:str='')->str:
     if fu == 'prn': return rng.choice({'terse': ['RTC prn', 'f/u PRN'], 'soap': ['Follow up as needed.', 'RTC prn.'],
@@ -749,8 +753,8 @@ def _follow_up(fu, rng:random.Random, style:str, he:str='', him:str='')->str:
     short = ({'day': ['d', ' days'], 'week': [' wks', 'wk', ' weeks'], 'month': [' mo', ' months']} if n > 1 else
              {'day': ['d', ' day'], 'week': [' wk', 'wk', ' week'], 'month': [' mo', ' month']})[unit]
     if style == 'terse': return f"{rng.choice(['RTC', 'f/u', 'RTC in'])} {n}{rng.choice(short)}"
-    if style == 'soap': return rng.choice([f'Follow up in {_units(n, unit)}.', f'RTC {n}{rng.choice(short)}.'])
-    when = _units(NUMBER_WORDS.get(n, n) if rng.random() < 0.5 else n, unit)
+    if style == 'soap': return rng.choice([f'Follow up in {units_text(n, unit)}.', f'RTC {n}{rng.choice(short)}.'])
+    when = units_text(NUMBER_WORDS.get(n, n) if rng.random() < 0.5 else n, unit)
     return rng.choice([f'{he} will return in {when}.', f'I will see {him} again in {when}.', f'Follow-up in {when}.'])
 
 # %% ../nbs/05_examples.ipynb #d99a912b
@@ -782,8 +786,8 @@ def terse_note(v:dict,            # from `make_visit`
     "A terse note, abbreviations everywhere: '58yo M c/o CP x2d. PMHx: HTN. NKDA. VS: ... Rx: ASA 81mg PO qd. RTC 2 wks.'"
     hx, allergy = _history(v), _allergy(v, rng)
     vit = [rng.choice(VITAL_WORDS[k][2]).format(**v['vitals']) for k in _shown_vitals(v, rng)]
-    meds = '; '.join(_med_note(m, rng, 'terse') for m in v['meds'])
-    parts = [f"{_person(v, rng, 'terse')} c/o {v['complaint'][1]} {_duration(v['duration'], rng, 'terse')}",
+    meds = '; '.join(medication_text(m, rng, 'terse') for m in v['meds'])
+    parts = [f"{person_text(v, rng, 'terse')} c/o {v['complaint'][1]} {duration_text(v['duration'], rng, 'terse')}",
              ', '.join(t for _,t in v['details']),
              f"PMHx: {', '.join(t for _,t in hx)}" if hx else rng.choice(['no sig PMHx', 'PMHx: none']),
              f'All: {allergy[1]}' if allergy else 'NKDA',
@@ -803,13 +807,13 @@ def soap_note(v:dict,            # from `make_visit`
     lvl, hx, allergy = rng.random(), _history(v), _allergy(v, rng)
     S, O, A, P = rng.choice([('S:', 'O:', 'A:', 'P:'), ('Subjective:', 'Objective:', 'Assessment:', 'Plan:')])
     vit = [(rng.choice(VITAL_WORDS[k][2]) if rng.random() < lvl else VITAL_WORDS[k][1]).format(**v['vitals']) for k in _shown_vitals(v, rng)]
-    subj = [f"{_person(v, rng, 'soap')} {rng.choice(['presents with', 'reports', 'here for', 'complains of'])} "
-            f"{_mix(v['complaint'], rng, lvl)} for {_duration(v['duration'], rng, 'soap')}",
+    subj = [f"{person_text(v, rng, 'soap')} {rng.choice(['presents with', 'reports', 'here for', 'complains of'])} "
+            f"{_mix(v['complaint'], rng, lvl)} for {duration_text(v['duration'], rng, 'soap')}",
             _cap('; '.join(_mix(d, rng, lvl) for d in v['details'])),
             'PMH: ' + (', '.join(_mix(h, rng, lvl) for h in hx) if hx else 'none'), f'Allergies: {_mix(allergy, rng, lvl)}' if allergy else 'NKDA']
     obj = [rng.choice(['Vitals: ', 'VS: ', '']) + ', '.join(vit), _cap(', '.join(_mix(f, rng, lvl) for f in v['findings']))]
     obj += [_cap('; '.join(_mix(t, rng, lvl) for t in v['tests']))] if v['tests'] else []
-    meds = [f"{rng.choice(['Start', 'Begin', 'Rx'])} {_med_note(m, rng, 'soap')}" for m in v['meds']] or [rng.choice(['No medications today', 'No new meds'])]
+    meds = [f"{rng.choice(['Start', 'Begin', 'Rx'])} {medication_text(m, rng, 'soap')}" for m in v['meds']] or [rng.choice(['No medications today', 'No new meds'])]
     plan = [_cap(_mix(p, rng, lvl)) for p in v['plan']] + meds
     return '\n'.join([f"{S} {'. '.join(subj)}.", f"{O} {'. '.join(obj)}.", f"{A} {_mix(v['assessment'], rng, lvl)}",
                       f"{P} {'. '.join(plan)}. {_follow_up(v['follow_up'], rng, 'soap')}"])
@@ -818,7 +822,7 @@ def soap_note(v:dict,            # from `make_visit`
 def _opening(v:dict, rng:random.Random, person:str, his:str)->str:
     "The first sentence of a narrative note; a child is brought in by a carer."
     art = 'An' if str(v['age'])[0] == '8' or v['age'] in (11, 18) else 'A'
-    cc, dur = v['complaint'][0], _duration(v['duration'], rng, 'narrative')
+    cc, dur = v['complaint'][0], duration_text(v['duration'], rng, 'narrative')
     if v['age'] < 13: return f"{art} {person} is brought in by {his} {rng.choice(['mother', 'father', 'grandmother'])} with {cc} for {dur}."
     return rng.choice([f'{art} {person} presents with {cc} for {dur}.', f'{art} {person} comes in with {cc} for {dur}.',
                        f'This {person} is seen today for {cc}, present for {dur}.'])
@@ -830,13 +834,13 @@ def narrative_note(v:dict,            # from `make_visit`
     he, his, him = ('he', 'his', 'him') if v['sex'] == 'male' else ('she', 'her', 'her')
     allergy, details = _allergy(v, rng), _and([d for d,_ in v['details']])
     hx = [h for h,_ in _history(v) if not h.startswith('no ')]
-    s = [_opening(v, rng, _person(v, rng, 'narrative'), his), rng.choice([f'{_cap(he)} reports {details}.', f'Of note, {details}.']),
+    s = [_opening(v, rng, person_text(v, rng, 'narrative'), his), rng.choice([f'{_cap(he)} reports {details}.', f'Of note, {details}.']),
          rng.choice([f'Past history: {", ".join(hx)}.', f'{_cap(his)} history includes {_and(hx)}.']) if hx else f'{_cap(he)} has no chronic conditions.',
          f'{_cap(he)} is allergic to {allergy[0]}.' if allergy else rng.choice(['No known drug allergies.', f'{_cap(he)} has no known drug allergies.'])]
     exam = [rng.choice(['On examination, ', 'Vital signs: ', 'At the visit, ']) + _and([VITAL_WORDS[k][1].format(**v['vitals']) for k in _shown_vitals(v, rng)]) + '.',
             rng.choice(['Examination shows ', 'The exam shows ', 'Exam is notable for ']) + _and([f for f,_ in v['findings']]) + '.']
     exam += [rng.choice(['Testing shows ', 'Results: ', 'Workup: ']) + _and([t for t,_ in v['tests']]) + '.'] if v['tests'] else []
-    a, plan, meds = v['assessment'][0], _and([_low(p) for p,_ in v['plan']]), _and([_med_note(m, rng, 'narrative') for m in v['meds']]) if v['meds'] else ''
+    a, plan, meds = v['assessment'][0], _and([_low(p) for p,_ in v['plan']]), _and([medication_text(m, rng, 'narrative') for m in v['meds']]) if v['meds'] else ''
     end = [rng.choice([f'The impression is {_low(a)}.', f'This is most consistent with {_low(a)}.', f'Assessment: {a}.']),
            rng.choice([f'Plan: {plan}.', f'The plan: {plan}.', f'Plan discussed: {plan}.']),
            rng.choice([f'I started {him} on {meds}.', f'{_cap(he)} will take {meds}.']) if meds else

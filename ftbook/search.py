@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt, pandas as pd, torch
 from .core import atomic_dir, pick_device
 from .quant import ask
-from .examples import CONDITIONS, Condition, follow_up_text, make_visit, _duration, _med_note, _person, _units
+from .examples import CONDITIONS, Condition, follow_up_text, make_visit, duration_text, medication_text, person_text, units_text
 
 # %% auto #0
 __all__ = ['EMBEDDER_PACKAGE', 'SHORTHAND', 'ASPECTS', 'default_embedder', 'load_embedder', 'embed', 'shorthand_table',
@@ -82,7 +82,7 @@ def _protocol(c:Condition)->dict:
     lo, hi, unit = c.duration
     name, follow = c.name[:1].upper() + c.name[1:], ', '.join(follow_up_text(f).replace('Return ', '') for f in c.follow_up)
     meds = ', '.join(dict.fromkeys(m['drug'] for option in c.meds for m in option)) or 'none'
-    return {'presentation': f"{name}: presentation. Patients report {_plain(c.complaint, c, ' or ')}, for {lo} to {_units(hi, unit)}. "
+    return {'presentation': f"{name}: presentation. Patients report {_plain(c.complaint, c, ' or ')}, for {lo} to {units_text(hi, unit)}. "
                             f"Ask about {_plain(c.details, c)}. Relevant history: {_plain(c.history, c) or 'none'}.",
             'examination': f"{name}: examination and tests. Look for {_plain(c.findings, c)}. Tests: {_plain(c.tests, c) or 'none needed'}.",
             'management': f"{name}: management. Diagnosis: {_plain(c.assessment, c, ' or ')}. Plan: {_plain(c.plan, c)}. "
@@ -104,9 +104,9 @@ def clinician_query(c:Condition,          # the condition of the visit
     v = make_visit(rng, c)
     if aspect == 'presentation':
         detail = f", {v['details'][0][1]}" if rng.random() < 0.5 else ''
-        return f"{_person(v, rng, 'terse')} c/o {v['complaint'][1]} {_duration(v['duration'], rng, 'terse')}{detail}"
+        return f"{person_text(v, rng, 'terse')} c/o {v['complaint'][1]} {duration_text(v['duration'], rng, 'terse')}{detail}"
     if aspect == 'examination': return f"{rng.choice(['PE', 'O/E', 'Exam'])}: {', '.join(t for _,t in v['findings'])}"
-    treat = f"Rx {_med_note(v['meds'][0], rng, 'terse')}" if v['meds'] and rng.random() < 0.5 else f"P: {v['plan'][0][1]}"
+    treat = f"Rx {medication_text(v['meds'][0], rng, 'terse')}" if v['meds'] and rng.random() < 0.5 else f"P: {v['plan'][0][1]}"
     return f"{rng.choice(['A', 'Dx', 'Imp'])}: {v['assessment'][1]}, {treat}"
 
 # %% ../nbs/13_search.ipynb #3d33ed3e
