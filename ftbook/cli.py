@@ -35,6 +35,8 @@ def cmd_train(args):
 def cmd_eval(args):
     "Evaluate an adapter on a file of notes; print the table."
     from ftbook.clinic import evaluate_adapter
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # as in `cmd_demo`: no weight-loading bars, so an error is the last thing printed
     table = evaluate_adapter(args.adapter, args.data, out=args.out, with_base=not args.no_base, limit=args.limit,
                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     print(table.round(3).to_string())

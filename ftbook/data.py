@@ -28,12 +28,15 @@ class Records(list):
 def _read_text(path:Path, encoding:str)->str:
     "The text of `path`, or a clear error for an empty file or bytes that are not `encoding`."
     data = path.read_bytes()
-    if not data.strip(): raise ValueError(f"{path} is empty: there are no records to train on.")
+    if not data.strip(): raise ValueError(f"{path} is empty: there are no records to train on. Write one record per line (JSONL) or per row "
+                                          f"under a header (CSV), or pass the file that holds them.")
     try: return data.decode('utf-8-sig' if encoding.lower().replace('_','-') in ('utf-8', 'utf8') else encoding)  # a BOM is not text
+    except LookupError: raise ValueError(f"encoding={encoding!r} is not an encoding Python knows: use e.g. 'utf-8', 'utf-16' or 'latin-1'.") from None
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b'\n') + 1
+        example = "encoding='utf-16': it starts with a UTF-16 byte-order mark" if data[:2] in (b'\xff\xfe', b'\xfe\xff') else "for example encoding='latin-1'"
         raise ValueError(f"{path}, line {line}: byte {data[e.start]:#x} is not valid {encoding}. Re-save the file as UTF-8, "
-                         f"or pass the encoding it was written in (for example encoding='latin-1').") from None
+                         f"or pass the encoding it was written in ({example}).") from None
 
 def _read_jsonl(path:Path, encoding:str)->Records:
     recs, locs = [], []
@@ -51,6 +54,8 @@ def _read_csv(path:Path, encoding:str)->Records:
     reader = csv.DictReader(io.StringIO(_read_text(path, encoding), newline=''))
     recs, locs, line = [], [], 1  # line 1 is the header
     for row in reader:
+        if None in row: raise ValueError(f"{path}, line {line+1}: {len(reader.fieldnames) + len(row[None])} fields, but the header names {len(reader.fieldnames)}. "
+                                         f"Put a field that holds commas in double quotes (\"steel, 350 ml\"), or fix the header.")
         recs.append({k: (v if v != '' else None) for k,v in row.items()})  # an empty cell is missing, as pandas reads it
         locs.append(f'line {line+1}'); line = reader.line_num  # where the record starts, even after a multi-line field
     return Records(recs, str(path), locs)
@@ -61,14 +66,15 @@ def read_records(source,                 # list of dicts, DataFrame, datasets.Da
                 )->Records:
     "Records from any of the usual sources, each remembering its file line or row for error messages."
     records = _read_any(source, encoding)
-    if not records: raise ValueError(f"{records.source} holds no records: there is nothing to train on.")
+    if not records: raise ValueError(f"{records.source} holds no records: there is nothing to train on. Add records, or pass the source that holds them.")
     return records
 
 def _read_any(source, encoding:str)->Records:
     if isinstance(source, Records): return source
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.exists(): raise FileNotFoundError(f"{path} does not exist.")
+        if not path.exists(): raise FileNotFoundError(f"{path} does not exist. Check the path (a relative path starts from {Path.cwd()}).")
+        if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: pass one .jsonl or .csv file inside it.")
         readers = {'.jsonl': _read_jsonl, '.csv': _read_csv}
         if path.suffix.lower() not in readers: raise ValueError(f"{path}: ftbook reads .jsonl and .csv files; convert it, or pass a DataFrame.")
         return readers[path.suffix.lower()](path, encoding)
@@ -81,6 +87,15 @@ def _read_any(source, encoding:str)->Records:
     raise TypeError(f"Cannot read records from a {type(source).__name__}: pass a list of dicts, a DataFrame, a datasets.Dataset or a .csv/.jsonl path.")
 
 # %% ../nbs/02_data.ipynb #bf546e2e
+def _check_format(name:str, text)->None:
+    "Raise a clear error unless `text` is a format string whose fields are all named."
+    if not isinstance(text, str): raise ValueError(f"{name} = {text!r}: use a format string over the record's fields, such as 'Note: {{note}}'.")
+    try: names = [f for _,f,_,_ in string.Formatter().parse(text) if f is not None]
+    except ValueError as e: names, err = None, e
+    if names is None or any(f == '' or f.isdigit() for f in names):
+        raise ValueError(f"{name} = {text[:60]!r}: " + (f"{err}" if names is None else "a field without a name, such as {}") + ". Name each record "
+                         f"field in braces, {{note}}, and double a literal brace, {{{{ or }}}} (`escape_braces` does that).")
+
 @dataclass
 class PromptTemplate:
     "How a record becomes a (prompt, completion) pair; the same object renders prompts at inference."
@@ -94,12 +109,13 @@ class PromptTemplate:
         if bad: raise ValueError(f"PromptTemplate.examples: {str(bad[0])[:60]!r} is not a (user text, assistant text) pair. "
                                  f"Give each example as two strings: what the user wrote and the answer.")
         self.examples = tuple(tuple(e) for e in self.examples)  # lists from JSON compare equal to the tuples saved
+        for name in ('prompt', 'completion'): _check_format(f'PromptTemplate.{name}', getattr(self, name))
 
     def fields(self)->list:
         "The record fields the template uses."
         return sorted({f for s in (self.prompt, self.completion) for _,f,_,_ in string.Formatter().parse(s) if f})
 
-    def to_dict(self)->dict: return asdict(self)
+    def to_dict(self)->dict: return {**asdict(self), 'examples': [list(e) for e in self.examples]}  # equal to what JSON reads back
     @classmethod
     def from_dict(cls, d:dict): return cls(**d)
 
@@ -161,12 +177,21 @@ def prompt_text(template:PromptTemplate, # the training template
                 pair:dict,               # a pair, or a dict with at least 'prompt' (and optionally 'system')
                )->str:
     "The exact text the model sees before its answer, for training and inference alike."
+    if not getattr(tok, 'chat_template', None):
+        raise ValueError(f"{type(tok).__name__} has no chat template, so prompts cannot be rendered as in training. Prepare it first: "
+                         f"`ftbook.quant.prepare_tokenizer(tok)` adds one (`load_tokenizer` does this).")
     system = pair.get('system') or template.system
     turns = [{'role': role, 'content': text} for ex in template.examples for role, text in zip(('user', 'assistant'), ex)]
     msgs = ([{'role': 'system', 'content': system}] if system else []) + turns + [{'role': 'user', 'content': pair['prompt']}]
     return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 # %% ../nbs/02_data.ipynb #ed1e6de0
+def _check_pairs(pairs:list, keys:tuple=('prompt', 'completion')):
+    "Raise a clear error unless every pair is a dict with text under `keys`."
+    bad = next((i for i,p in enumerate(pairs) if not (isinstance(p, dict) and all(isinstance(p.get(k), str) for k in keys))), None)
+    if bad is not None: raise TypeError(f"pair {bad} is {str(pairs[bad])[:80]!r}, but each pair must be a dict with {' and '.join(map(repr, keys))} "
+                                        f"text. Make pairs from records with `make_pairs(records, template)`.")
+
 def tokenize_pairs(pairs:list,                # from `make_pairs`
                    tok,                       # the prepared tokenizer (`ftbook.quant.load_tokenizer`)
                    template:PromptTemplate,   # the template the pairs came from
@@ -176,6 +201,7 @@ def tokenize_pairs(pairs:list,                # from `make_pairs`
     "Token ids and completion-only labels for each pair, EOS closing every completion; over-long ones dropped or raised."
     if overlong not in ('drop', 'raise'): raise ValueError(f"overlong={overlong!r}: use 'drop' or 'raise'.")
     if not pairs: raise ValueError('No pairs to tokenize.')
+    _check_pairs(pairs)
     p_ids = tok([prompt_text(template, tok, p) for p in pairs], add_special_tokens=False)['input_ids']
     c_ids = [c + [tok.eos_token_id] for c in tok([p['completion'] for p in pairs], add_special_tokens=False)['input_ids']]
     examples, dropped = [], []
@@ -356,6 +382,7 @@ def split_pairs(pairs:list,       # prompt/completion pairs
                )->tuple:          # (train, val, test) lists of pairs, in their original order
     "Split `pairs` deterministically, keeping pairs with the same normalised prompt on one side."
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1): raise ValueError(f"val={val}, test={test}: each share must be in [0, 1) and together under 1.")
+    _check_pairs(pairs, ('prompt',))
     by_prompt = defaultdict(list)
     for i,p in enumerate(pairs): by_prompt[normalize(p['prompt'])].append(i)
     groups = list(by_prompt.values())

@@ -60,7 +60,7 @@ def _load_adapter(path:Path, **kwargs)->tuple:
     return PeftModel.from_pretrained(model, path), tok
 
 def _not_a_model(path:Path)->str:
-    if not path.exists(): return f"{path} does not exist."
+    if not path.exists(): return f"{path} does not exist. Pass a training run's adapter/ or merged/ folder, or a model folder."
     inside = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
     hint = [f"{path/d}" for d in ('adapter', 'merged') if (path/d).is_dir()]
     return (f"{path} is neither a PEFT adapter folder (adapter_config.json) nor a model folder (config.json); it holds "
@@ -98,7 +98,7 @@ def check_generation(max_new_tokens:int=128, # upper bound on the answer length,
     bad = []
     isint = lambda x: isinstance(x, int) and not isinstance(x, bool)
     if not isint(max_new_tokens) or max_new_tokens < 1: bad.append(f"max_new_tokens={max_new_tokens!r}: use a whole number of at least 1 (the longest answer, in tokens)")
-    if not isinstance(temperature, (int, float)) or not temperature >= 0: bad.append(f"temperature={temperature!r}: use 0 for greedy decoding, or a positive number (0.7 is common) to sample")
+    if not isinstance(temperature, (int, float)) or not 0 <= temperature < math.inf: bad.append(f"temperature={temperature!r}: use 0 for greedy decoding, or a positive number (0.7 is common) to sample")
     if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1: bad.append(f"top_p={top_p!r}: use a number in (0, 1]; 1 keeps every token")
     if not isint(top_k) or top_k < 0: bad.append(f"top_k={top_k!r}: use 0 (off) or a positive whole number")
     if not isint(batch_size) or batch_size < 1: bad.append(f"batch_size={batch_size!r}: use a whole number of at least 1")
@@ -143,6 +143,8 @@ def generate_texts(model, tok,                # a model and its prepared tokeniz
                   )->list:                    # per prompt: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
     "Answers to `prompts`, in batches of similar length, left-padded, with a KV cache, each stopping at EOS."
     check_generation(max_new_tokens, temperature, top_p, top_k, batch_size, seed, min_new_tokens)
+    if isinstance(prompts, (str, bytes)) or not hasattr(prompts, '__len__'):
+        raise TypeError(f"prompts is a {type(prompts).__name__}, not a list of prompt texts: wrap a single prompt in a list, [prompt].")
     if not len(prompts): raise ValueError("No prompts to generate from: pass at least one.")
     blank = [i for i,p in enumerate(prompts) if not isinstance(p, str) or not p.strip()]
     if blank: raise ValueError(f"Prompts {blank[:10]} are empty or not text: each prompt must be the text `prompt_text` renders.")
@@ -166,7 +168,15 @@ def render_prompts(system:System, # the system that will answer
     "The exact text `system` sees before each answer: its template, through the tokenizer's chat template."
     if isinstance(records, (list, tuple, pd.DataFrame)) and not len(records): raise ValueError("No records: pass at least one example.")
     prompt_only = dataclasses.replace(system.template, completion='')  # at inference the answer's fields may be absent
-    return [prompt_text(system.template, system.tok, p) for p in make_pairs(records, prompt_only)]
+    return [prompt_text(system.template, system.tok, p) for p in _system_pairs(system, records, prompt_only)]
+
+def _system_pairs(system:System, records, template:PromptTemplate)->list:
+    "`make_pairs` for `system`; a missing field under the plain template says that the folder had no template.json."
+    try: return make_pairs(records, template)
+    except KeyError as e:
+        if system.template != PromptTemplate(): raise
+        raise KeyError(f"{e.args[0]} System '{system.name}' uses the plain template ('{{prompt}}' -> '{{completion}}') because its folder has "
+                       f"no template.json: pass the training template, `load_system(path, template=...)`, or save it there as template.json.") from None
 
 # %% ../nbs/04_eval.ipynb #7cf9622e
 @delegates(generate_texts, but=['model', 'tok', 'prompts'])
@@ -416,6 +426,7 @@ def compare(systems:list,               # the `System`s to run on the same examp
     check_generation(**(gen := {**_defaults(generate_texts), **kwargs}))
     if isinstance(records, (list, tuple, pd.DataFrame)) and not len(records): raise ValueError("No records: pass at least one example.")
     records = read_records(records)
+    for s in systems: _system_pairs(s, records, s.template)  # every system can render every record, before any generation
     if source_field and (i := next((i for i,r in enumerate(records) if source_field not in r), None)) is not None:
         raise KeyError(f"source_field={source_field!r}: {records.where(i)} has no such field (it has {sorted(records[i])}).")
     frames, rows = [], {}

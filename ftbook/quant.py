@@ -123,16 +123,28 @@ def check_model_folder(path:Path, # the folder to check
     path = Path(path)
     files = sorted(p.name for p in path.iterdir())
     if 'config.json' not in files:
-        raise FileNotFoundError(f"{path} has no config.json, so it is not a Hugging Face model folder (it holds: {files[:12]}).")
+        raise FileNotFoundError(f"{path} has no config.json, so it is not a Hugging Face model folder (it holds: {files[:12]}). "
+                                f"Pass the folder that `save_pretrained` wrote, with config.json, *.safetensors and the tokenizer.")
     if not any(f.endswith('.safetensors') for f in files):
         pickled = [f for f in files if f.endswith(('.bin', '.pt', '.pth', '.ckpt'))]
         hint = (f" It has {pickled}: pickle files, which ftbook does not load because unpickling runs arbitrary code. "
                 "Convert them once in a trusted environment: `AutoModelForCausalLM.from_pretrained(path).save_pretrained(path)` "
                 "writes model.safetensors." if pickled else '')
-        raise FileNotFoundError(f"{path} has no *.safetensors weights.{hint}")
+        raise FileNotFoundError(f"{path} has no *.safetensors weights." + (hint or " Copy the model's *.safetensors files into it, or save "
+                                f"the model there with `model.save_pretrained('{path}')`."))
+    from safetensors import SafetensorError, safe_open
+    for f in [f for f in files if f.endswith('.safetensors')]:
+        try:
+            with safe_open(path/f, 'pt'): pass  # reads the header only: a cut-short copy fails here, not deep in transformers
+        except SafetensorError as e: raise ValueError(f"{path/f} is damaged ({e}): the copy or download was cut short. Copy it again.") from None
     if not any(f in files for f in _TOKENIZER_FILES):
         raise FileNotFoundError(f"{path} has no tokenizer ({' or '.join(_TOKENIZER_FILES)}). Save the tokenizer "
                                 f"next to the weights: `tokenizer.save_pretrained('{path}')`.")
+    try: config = json.loads((path/'config.json').read_text(encoding='utf-8'))
+    except ValueError as e: config, err = None, f"it is not valid JSON ({e})"
+    else: err = None if isinstance(config, dict) and config.get('model_type') else "it names no model_type"
+    if err: raise ValueError(f"{path/'config.json'} is damaged: {err}. Copy it again from the original model, "
+                             f"or rewrite it with `model.config.save_pretrained('{path}')`.")
     return path
 
 # %% ../nbs/01_quant.ipynb #b506d792
@@ -143,6 +155,7 @@ def pretrained_model(name:str|None=None, # hub id, local folder, or packaged nam
     if source not in ('auto', 'hub', 'package'): raise ValueError(f"source={source!r}: use 'auto', 'hub' or 'package'.")
     name = str(name or default_model())
     if Path(name).expanduser().is_dir(): return check_model_folder(Path(name).expanduser())
+    if Path(name).expanduser().is_file(): raise NotADirectoryError(f"{name} is a file: pass the model folder that holds it and the other model files.")
     pm = PACKAGED.get(name) or next((m for m in PACKAGED.values() if m.hub_id==name), None)
     if source!='package' and (path := hub_snapshot(pm.hub_id if pm else name)) is not None: return check_model_folder(path)
     if pm and source!='hub': return converted_model(pm)
@@ -189,11 +202,21 @@ def padding_side(tok,               # a transformers tokenizer
     finally: tok.padding_side = old
 
 # %% ../nbs/01_quant.ipynb #c6ba3760
-def load_tokenizer(path:str|Path, # a model folder
+def load_tokenizer(path:str|Path,                # a model folder
+                   trust_remote_code:bool=False, # run Python code shipped with the tokenizer: only for models you trust
                   ):
     "The tokenizer saved in `path`, prepared by `prepare_tokenizer`."
     from transformers import AutoTokenizer
-    return prepare_tokenizer(AutoTokenizer.from_pretrained(path))
+    if not any((Path(path)/f).exists() for f in _TOKENIZER_FILES):
+        raise FileNotFoundError(f"{path} has no tokenizer ({' or '.join(_TOKENIZER_FILES)}). Pass a model folder, or save the tokenizer "
+                                f"there: `tok.save_pretrained('{path}')`.")
+    try: tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)  # said explicitly: left unset, transformers asks on the terminal
+    except Exception as e:  # transformers and tokenizers raise many kinds for damaged files
+        if 'custom code' in str(e): raise ValueError(f"The tokenizer in {path} needs Python code shipped in that folder. Run it only if you trust "
+                                                     f"the model: trust_remote_code=True (in a run config, model.trust_remote_code: true).") from None
+        raise ValueError(f"The tokenizer in {path} cannot be read ({type(e).__name__}: {str(e)[:160]}). Copy its files again from the "
+                         f"original model, or save a working tokenizer there with `tok.save_pretrained('{path}')`.") from None
+    return prepare_tokenizer(tok)
 
 # %% ../nbs/01_quant.ipynb #cc5da506
 def bnb_config(dtype:torch.dtype|None=None, # compute dtype (default: `pick_dtype()`)
@@ -244,7 +267,7 @@ def load_model(name_or_path:str|None=None,    # hub id, folder or packaged name 
     check_architecture(config)
     device = pick_device(device); dtype = dtype or pick_dtype(device)
     if quant: check_bnb(device)
-    tok = load_tokenizer(path)
+    tok = load_tokenizer(path, trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(path, quantization_config=bnb_config(dtype) if quant else None, dtype=dtype,
                                                  device_map={'': device}, use_safetensors=True,
                                                  trust_remote_code=trust_remote_code)

@@ -8,11 +8,11 @@ import argparse, difflib, json, math, os, sys, threading, time, typing, warnings
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch, yaml
-from transformers import TrainerCallback, set_seed
 from fastcore.basics import patch_to
 from .core import atomic_dir, machine_info, pick_device, pick_dtype
 from .quant import check_architecture, default_model, load_model, load_tokenizer, pretrained_model, unpack_for_training
 from .data import PromptTemplate, collate, make_pairs, pack_examples, split_pairs, tokenize_pairs
+from transformers import TrainerCallback, set_seed  # after ftbook.quant, which quiets a bitsandbytes message transformers would trigger
 
 # transformers 5 renamed gradient checkpointing to activation checkpointing; PEFT still asks by the old name.
 warnings.filterwarnings('ignore', message='.*(is_gradient_checkpointing|gradient_checkpointing_enable).*deprecated', category=FutureWarning)
@@ -22,9 +22,10 @@ __all__ = ['DTYPES', 'SECTIONS', 'HISTORY_COLUMNS', 'COMPLETE', 'ConfigError', '
            'TrainSettings', 'section_problems', 'RunConfig', 'write_atomic', 'linear_layer_names',
            'check_target_modules', 'add_lora', 'training_rows', 'loss_history', 'overfitting_step', 'plot_losses',
            'figure_png', 'OverfittingWarning', 'TrainingMonitor', 'complete_checkpoints', 'CommitCheckpoints',
-           'discard_incomplete', 'training_arguments', 'cpu_inference_repacking', 'TrainingLayout', 'LossGuard',
-           'make_trainer', 'prepare_run_folder', 'run_pairs', 'TrainResult', 'check_adapter', 'save_run', 'train',
-           'status_html', 'Dashboard', 'BackgroundRun', 'control_panel', 'merge_adapter', 'SaveLossPlot']
+           'discard_incomplete', 'discard_temporaries', 'training_arguments', 'cpu_inference_repacking',
+           'TrainingLayout', 'LossGuard', 'make_trainer', 'prepare_run_folder', 'run_pairs', 'TrainResult',
+           'check_adapter', 'save_run', 'train', 'status_html', 'Dashboard', 'BackgroundRun', 'control_panel',
+           'merge_adapter', 'SaveLossPlot']
 
 # %% ../nbs/03_train.ipynb #c8666d40
 DTYPES = {'auto': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
@@ -97,7 +98,7 @@ class TrainSettings:
     seed:int = 42                 # seed of the adapters' initialisation and of the data order
 
     def checks(self): return [
-        ('epochs', self.epochs > 0, 'train for a positive number of epochs'),
+        ('epochs', 0 < self.epochs < math.inf, 'train for a positive, finite number of epochs'),
         ('lr', 0 < self.lr < 1, 'the learning rate must be positive and small (QLoRA: 1e-4 to 3e-4)'),
         ('batch_size', self.batch_size >= 1, 'at least one row per step'),
         ('grad_accum', self.grad_accum >= 1, 'accumulate over at least one step'),
@@ -224,9 +225,13 @@ def load(cls, path:str|Path)->RunConfig:
     "Read a config saved by `save` or written by hand."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path} does not exist: pass the path of a training config (.yaml or .json).")
-    text = path.read_text(encoding='utf-8')
+    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: pass the path of a training config file (.yaml or .json).")
+    try: text = path.read_text(encoding='utf-8')
+    except UnicodeDecodeError as e: raise ConfigError(f"{path} is not a text file (byte {e.object[e.start]:#x} is not UTF-8): pass a training config (.yaml or .json).") from None
+    if not text.strip(): raise ConfigError(f"{path} is empty: write the run's settings in it (at least data.path), or start from `RunConfig().save('{path}')`.")
     try: d = json.loads(text) if path.suffix == '.json' else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e: raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {e}") from None
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {e}\nFix it where the line and column above point.") from None
     try: return cls.from_dict(d or {})
     except (ConfigError, TypeError) as e: raise ConfigError(f"{path}: {e}") from None
 
@@ -395,6 +400,7 @@ class CommitCheckpoints(TrainerCallback):
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.barrier()  # every process has written its part
         if not state.is_world_process_zero: return
         ckpt = Path(args.output_dir)/f'checkpoint-{state.global_step}'
+        (ckpt/'training_args.bin').unlink(missing_ok=True)  # a pickle of the arguments, never read back: config.yaml holds them
         _fsync_tree(ckpt)
         write_atomic(ckpt/COMPLETE, json.dumps(dict(step=state.global_step, time=time.time())))
         best = Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
@@ -413,6 +419,13 @@ def discard_incomplete(folder:str|Path, # the Trainer's output folder
     "Remove checkpoints that were being written when a run was killed (no commit marker)."
     gone = [p for p in Path(folder).glob('checkpoint-*') if p.is_dir() and not (p/COMPLETE).exists()]
     for p in gone: _remove_tree(p)
+    return [p.name for p in gone]
+
+def discard_temporaries(folder:str|Path, # a run folder
+                       )->list:          # names of what was removed
+    "Remove the temporary files and folders of atomic writes that a killed run left half-written ('.adapter.tmp-...')."
+    gone = list(Path(folder).glob('.*.tmp*'))
+    for p in gone: _remove_tree(p) if p.is_dir() else p.unlink()
     return [p.name for p in gone]
 
 # %% ../nbs/03_train.ipynb #7c6ee28e
@@ -508,7 +521,7 @@ def prepare_run_folder(config:RunConfig, # the run's configuration
         changed = [k for k in SECTIONS if getattr(saved, k) != getattr(config, k)]
         raise ConfigError(f"Resuming {out} with a different configuration (sections {changed} differ from {out/'config.yaml'}). "
                           f"Resume with the saved config, or start a new run in another output_dir.")
-    discard_incomplete(ckpt_dir)
+    discard_incomplete(ckpt_dir); discard_temporaries(out)
     found = complete_checkpoints(ckpt_dir)
     return str(found[-1]) if found else None
 
