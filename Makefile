@@ -21,7 +21,7 @@ help:
 	@echo "make preview  build the docs and serve them on http://localhost:$(PORT)"
 	@echo "make lab      open JupyterLab on nbs/"
 	@echo "make execute  re-run every notebook (slow cells too) and save its outputs for the docs"
-	@echo "make bench    run the benchmarks in bench/ (figures printed, JSON in bench/results/)"
+	@echo "make bench    run the benchmarks in bench/ (about 15 minutes; figures printed, JSON in bench/results/ for the Benchmarks page)"
 
 $(PY):
 	python3 -m venv $(VENV)

@@ -21,6 +21,7 @@ machine, not promises: run it on a quiet machine (the load average is recorded).
 import json, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
 import torch
+import ftbook.quant  # before transformers: bitsandbytes then loads its CPU kernels quietly
 from transformers import TrainerCallback, set_seed
 from transformers.utils import logging as hf_logging
 
