@@ -24,8 +24,8 @@ __all__ = ['DTYPES', 'SECTIONS', 'HISTORY_COLUMNS', 'COMPLETE', 'ConfigError', '
            'figure_png', 'OverfittingWarning', 'TrainingMonitor', 'complete_checkpoints', 'CommitCheckpoints',
            'discard_incomplete', 'discard_temporaries', 'training_arguments', 'cpu_inference_repacking',
            'TrainingLayout', 'LossGuard', 'make_trainer', 'prepare_run_folder', 'run_pairs', 'TrainResult',
-           'check_adapter', 'save_run', 'train', 'status_html', 'Dashboard', 'BackgroundRun', 'control_panel',
-           'merge_adapter', 'SaveLossPlot']
+           'check_adapter', 'save_run', 'training_done', 'restore_finished', 'train', 'status_html', 'Dashboard',
+           'BackgroundRun', 'control_panel', 'merge_adapter', 'SaveLossPlot']
 
 # %% ../nbs/03_train.ipynb #c8666d40
 DTYPES = {'auto': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
@@ -603,6 +603,20 @@ def save_run(trainer, tok, config:RunConfig, monitor:TrainingMonitor, rows:dict)
     return res
 
 # %% ../nbs/03_train.ipynb #e2249774
+def training_done(checkpoint:str|Path|None, # a complete checkpoint, or None
+                 )->bool:
+    "Whether `checkpoint` was saved at the run's last step, so that only saving the run was left when it was killed."
+    if checkpoint is None: return False
+    s = json.loads((Path(checkpoint)/'trainer_state.json').read_text())
+    return s['max_steps'] > 0 and s['global_step'] >= s['max_steps']
+
+def restore_finished(trainer, checkpoint:str|Path):
+    "Put `trainer` where it was at the end of its run: its state, and the best adapter weights (as `load_best_model_at_end` does)."
+    from transformers import TrainerState
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint)/'trainer_state.json'))
+    best = trainer.state.best_model_checkpoint
+    trainer._load_from_checkpoint(best if best and Path(best).is_dir() else str(checkpoint))
+
 def train(config:RunConfig,           # the run's configuration (checked first)
           train_pairs:list|None=None, # training pairs; None: read `config.data.path`
           val_pairs:list|None=None,   # validation pairs; None: split off `config.data.val` of the training pairs
@@ -623,7 +637,8 @@ def train(config:RunConfig,           # the run's configuration (checked first)
     set_seed(config.train.seed)  # the adapters' random initialisation too, not only the Trainer's data order
     trainer = make_trainer(add_lora(model, config.lora), tok, rows['rows'], val_rows, config, monitor, progress_bar)
     if trainer.is_world_process_zero(): config.save(Path(config.output_dir)/'config.yaml')
-    trainer.train(resume_from_checkpoint=checkpoint)
+    if training_done(checkpoint): restore_finished(trainer, checkpoint)  # resuming there, the Trainer would take one step too many
+    else: trainer.train(resume_from_checkpoint=checkpoint)
     return save_run(trainer, tok, config, monitor, rows)
 
 # %% ../nbs/03_train.ipynb #2cc3ef1b

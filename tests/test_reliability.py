@@ -85,11 +85,12 @@ def test_sigkill_chain_resumes_from_complete_checkpoints_only(tmp_path):
         if kind == 'finish':
             assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
             break
-        if kind == 'startup' or start >= STEPS: kind, point = 'startup', rng.uniform(1.0, 12.0)  # while loading, or early in training
+        if start >= STEPS: kind, point = 'startup', rng.uniform(0.5, 2.5)  # only the final save is left: kill while it starts (imports take ~5 s)
+        elif kind == 'startup': point = rng.uniform(1.0, 12.0)  # while loading, or early in training
         else: point = min(start + SAVE_EVERY*rng.randint(1, 2), STEPS)
         ck = run/'checkpoints'/f'checkpoint-{point}'
-        if kind == 'startup':
-            t0 = time.time(); wait_until(proc, lambda: time.time() - t0 > point, f'{point:.1f} s')
+        if kind == 'startup':  # at `point` seconds, or as soon as training has committed a checkpoint, whichever comes first
+            t0 = time.time(); wait_until(proc, lambda: time.time() - t0 > point or newest_step(run) > start, f'{point:.1f} s')
         elif kind == 'write':  # the folder exists, its marker does not: the Trainer (or CommitCheckpoints' fsync) is writing it
             left = set(stale)
             def being_written():
