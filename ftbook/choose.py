@@ -5,7 +5,8 @@
 # %% ../nbs/12_when_not_to_fine_tune.ipynb #ffccca9b
 from __future__ import annotations
 import pandas as pd
-from .data import PromptTemplate, escape_braces
+import dataclasses
+from .data import PromptTemplate, escape_braces, fill
 
 # %% auto #0
 __all__ = ['EXTRACT_INSTRUCTION', 'EXTRACT_TEMPLATE', 'NAME_INSTRUCTION', 'NAME_TEMPLATE', 'UPKEEP', 'few_shot_template',
@@ -24,8 +25,9 @@ def few_shot_template(instruction:str,        # what to do, and the rules of the
     if missing: raise KeyError(f"An example has no field {missing[0]!r}: each example needs {input_field!r} and {output_field!r}.")
     completion = f'{{{output_field}}}'
     if as_turns or not examples:
-        turns = [(f"{instruction}\n\n{e[input_field]}", str(e[output_field])) for e in examples]
-        return PromptTemplate(f"{escape_braces(instruction)}\n\n{{{input_field}}}", completion, system, examples=turns)
+        single = PromptTemplate(f"{escape_braces(instruction)}\n\n{{{input_field}}}", completion, system)
+        turns = [(p['prompt'], p['completion']) for p in (fill(single, e) for e in examples)]  # each example asked as the input will be
+        return dataclasses.replace(single, examples=turns)
     shots = ''.join(f"Example {i}\nInput:\n{escape_braces(e[input_field])}\nOutput:\n{escape_braces(e[output_field])}\n\n" for i, e in enumerate(examples, 1))
     return PromptTemplate(f"{escape_braces(instruction)}\n\n{shots}Input:\n{{{input_field}}}\nOutput:", completion, system)
 

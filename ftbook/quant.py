@@ -17,9 +17,9 @@ logging.getLogger('bitsandbytes.backends.cpu.ops').setLevel(logging.ERROR)
 # %% auto #0
 __all__ = ['PACKAGED', 'DEFAULT_MODEL', 'INSTALL_CMD', 'DEFAULT_CHAT_TEMPLATE', 'NF4_BITS', 'OPTIMIZER_BYTES', 'LARGE_MODELS',
            'TINY_ARCHS', 'PackagedModel', 'default_model', 'packaged_file', 'convert_gguf', 'file_lock',
-           'converted_model', 'hub_snapshot', 'check_model_folder', 'pretrained_model', 'pick_pad_token',
-           'prepare_tokenizer', 'padding_side', 'load_tokenizer', 'bnb_config', 'check_architecture', 'check_bnb',
-           'load_model', 'ask', 'memory_report', 'unpack_for_training', 'plot_memory', 'estimate_memory',
+           'converted_model', 'hub_snapshot', 'check_tokenizer_files', 'check_model_folder', 'pretrained_model',
+           'pick_pad_token', 'prepare_tokenizer', 'padding_side', 'load_tokenizer', 'bnb_config', 'check_architecture',
+           'check_bnb', 'load_model', 'ask', 'memory_report', 'unpack_for_training', 'plot_memory', 'estimate_memory',
            'saved_activation_bytes', 'llama_config', 'tiny_model', 'lora_smoke_step']
 
 # %% ../nbs/01_quant.ipynb #c0eb85d2
@@ -117,6 +117,12 @@ def hub_snapshot(repo_id:str, # a hub id such as 'HuggingFaceTB/SmolLM2-135M-Ins
 # %% ../nbs/01_quant.ipynb #3d72c8f6
 _TOKENIZER_FILES = ('tokenizer.json', 'tokenizer.model', 'vocab.json')
 
+def check_tokenizer_files(path:Path):
+    "Raise unless the folder `path` holds a tokenizer file."
+    if not any((Path(path)/f).exists() for f in _TOKENIZER_FILES):
+        raise FileNotFoundError(f"{path} has no tokenizer ({' or '.join(_TOKENIZER_FILES)}). Pass a model folder, or save the tokenizer "
+                                f"next to the weights: `tokenizer.save_pretrained('{path}')`.")
+
 def check_model_folder(path:Path, # the folder to check
                       )->Path:
     "Raise a clear error unless `path` holds a config, safetensors weights and tokenizer files."
@@ -137,9 +143,7 @@ def check_model_folder(path:Path, # the folder to check
         try:
             with safe_open(path/f, 'pt'): pass  # reads the header only: a cut-short copy fails here, not deep in transformers
         except SafetensorError as e: raise ValueError(f"{path/f} is damaged ({e}): the copy or download was cut short. Copy it again.") from None
-    if not any(f in files for f in _TOKENIZER_FILES):
-        raise FileNotFoundError(f"{path} has no tokenizer ({' or '.join(_TOKENIZER_FILES)}). Save the tokenizer "
-                                f"next to the weights: `tokenizer.save_pretrained('{path}')`.")
+    check_tokenizer_files(path)
     try: config = json.loads((path/'config.json').read_text(encoding='utf-8'))
     except ValueError as e: config, err = None, f"it is not valid JSON ({e})"
     else: err = None if isinstance(config, dict) and config.get('model_type') else "it names no model_type"
@@ -207,9 +211,7 @@ def load_tokenizer(path:str|Path,                # a model folder
                   ):
     "The tokenizer saved in `path`, prepared by `prepare_tokenizer`."
     from transformers import AutoTokenizer
-    if not any((Path(path)/f).exists() for f in _TOKENIZER_FILES):
-        raise FileNotFoundError(f"{path} has no tokenizer ({' or '.join(_TOKENIZER_FILES)}). Pass a model folder, or save the tokenizer "
-                                f"there: `tok.save_pretrained('{path}')`.")
+    check_tokenizer_files(path)
     try: tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)  # said explicitly: left unset, transformers asks on the terminal
     except Exception as e:  # transformers and tokenizers raise many kinds for damaged files
         if 'custom code' in str(e): raise ValueError(f"The tokenizer in {path} needs Python code shipped in that folder. Run it only if you trust "
