@@ -31,13 +31,14 @@ SYSTEMS = ['ftbook', 'ftbook, packed rows', 'TRL SFTTrainer', 'TRL SFTTrainer, p
 RESULTS = Path(__file__).parent/'results'
 
 # ---------------------------------------------------------------- shared by every system
-def clinic_pairs(n_train:int)->tuple:
-    "The worked example's (prompt, completion) pairs: `n_train` training notes and N_VAL held-out ones."
+def clinic_data(n_train:int)->tuple:
+    "The worked example's records and their (prompt, completion) pairs: `n_train` training notes and N_VAL held-out ones."
     from ftbook.clinic import SHORT_TEMPLATE
     from ftbook.data import make_pairs
     from ftbook.examples import clinic_notes
-    pairs = make_pairs(clinic_notes(n_train + N_VAL, seed=0), SHORT_TEMPLATE)
-    return pairs[:n_train], pairs[n_train:]
+    records = clinic_notes(n_train + N_VAL, seed=0)
+    pairs = make_pairs(records, SHORT_TEMPLATE)
+    return records[:n_train], pairs[:n_train], pairs[n_train:]
 
 class Meter(TrainerCallback):
     "What the training batches hold (positions, non-padding tokens, loss tokens) and the time from the first step to the end."
@@ -104,7 +105,7 @@ def common_args(out:str)->dict:
                 data_seed=SEED, disable_tqdm=True)
 
 # ---------------------------------------------------------------- the systems
-def run_ftbook(train_pairs, out, meter, packing:bool)->str:
+def run_ftbook(train_records, out, meter, packing:bool)->str:
     from ftbook.clinic import worked_example_config
     from ftbook.quant import load_tokenizer, pretrained_model
     from ftbook.train import TrainingMonitor, train
@@ -115,7 +116,7 @@ def run_ftbook(train_pairs, out, meter, packing:bool)->str:
     config = worked_example_config(f'{out}/run', packing=packing, max_len=MAX_LEN, lr=LR, batch_size=BATCH)
     config.train.eval_every, config.train.patience = 10**6, None  # no validation during the run, as for the others
     meter.pad_id = load_tokenizer(pretrained_model()).pad_token_id  # ftbook pads packed rows with a token no text contains
-    res = train(config, train_pairs, train_pairs[:BATCH], monitor=Monitor(), progress_bar=False)
+    res = train(config, train_records, train_records[:BATCH], monitor=Monitor(), progress_bar=False)
     return res.adapter_dir
 
 def run_trl(train_pairs, out, meter, packing:bool)->str:
@@ -153,10 +154,10 @@ def run_plain(train_pairs, out, meter)->str:
 def one_system(name:str, n_train:int)->dict:
     "Train `name` on the pairs; its figures, measured in this process."
     hf_logging.disable_progress_bar(); hf_logging.set_verbosity_error()
-    train_pairs, val_pairs = clinic_pairs(n_train)
+    train_records, train_pairs, val_pairs = clinic_data(n_train)
     meter = Meter()
     with tempfile.TemporaryDirectory() as out:
-        if name.startswith('ftbook'): adapter = run_ftbook(train_pairs, out, meter, packing='packed' in name)
+        if name.startswith('ftbook'): adapter = run_ftbook(train_records, out, meter, packing='packed' in name)
         elif name.startswith('TRL'): adapter = run_trl(train_pairs, out, meter, packing='packing' in name)
         else: adapter = run_plain(train_pairs, out, meter)
         from safetensors import safe_open

@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime, json, math, os, shutil, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from .core import machine_info
+from .core import machine_info, write_atomic
 from .quant import default_model, load_model, pretrained_model
 from .data import PromptTemplate, escape_braces, make_pairs, pair_report, prompt_text
-from .train import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings, BackgroundRun, plot_losses, train, write_atomic, figure_png
+from .train import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings, BackgroundRun, plot_losses, train, figure_png
 from .eval import (ExactMatch, FactRecall, FormatCompliance, Rouge, System, compare, load_system, plot_comparison, save_results)
 from .examples import SECTIONS, STYLES, clinic_facts, clinic_notes, clinic_split, format_problems, held_out_notes
 
@@ -176,7 +176,7 @@ def worked_example(out_dir:str|Path|None=None, # the run folder (default: runs/<
     out = Path(out_dir or f"runs/{datetime.datetime.now():%Y%m%d-%H%M%S}")
     data = worked_example_data(n_train, n_val, n_test, held_out_style, seed)
     config = worked_example_config(out, model, epochs=epochs, lr=lr, eval_every=eval_every)
-    result = train(config, make_pairs(data['train'], SHORT_TEMPLATE), make_pairs(data['val'], SHORT_TEMPLATE), progress_bar=progress_bar)
+    result = train(config, data['train'], data['val'], progress_bar=progress_bar)
     results = evaluate_clinic(clinic_systems(result.adapter_dir, data['train'][0], model), data, max_new_tokens=max_new_tokens)
     return dict(out_dir=out, train=result, results=results, report=write_report(out, result, results, data, model))
 

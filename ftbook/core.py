@@ -4,13 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #013e6f79
 from __future__ import annotations
-import inspect, os, platform, re, shutil, tempfile, uuid
+import fcntl, inspect, os, platform, re, shutil, tempfile, time, uuid
 from contextlib import contextmanager
 from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['cpu_has_bf16', 'pick_device', 'pick_dtype', 'machine_info', 'cache_dir', 'atomic_dir', 'param_table', 'doc_renderer']
+__all__ = ['cpu_has_bf16', 'pick_device', 'pick_dtype', 'machine_info', 'cache_dir', 'atomic_dir', 'write_atomic', 'file_lock',
+           'param_table', 'doc_renderer']
 
 # %% ../nbs/00_core.ipynb #f6315bf4
 def cpu_has_bf16()->bool:
@@ -81,6 +82,40 @@ def _swap_into_place(tmp:Path, dest:Path, replace:bool):
     if dest.exists(): dest.rename(old)
     tmp.rename(dest)
     shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/00_core.ipynb #39ad2cf5
+def write_atomic(path:str|Path,   # the file to write
+                 data:str|bytes,  # its whole content: text (UTF-8) or bytes
+                )->Path:
+    "Write `data` to `path` through a temporary file and a rename: the file is complete or unchanged, never half-written."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
+    with open(tmp, 'wb') as f:
+        f.write(data.encode('utf-8') if isinstance(data, str) else data); f.flush(); os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+# %% ../nbs/00_core.ipynb #f83800a7
+@contextmanager
+def file_lock(path:str|Path, # the lock file (created if needed)
+             ):
+    "Hold an exclusive lock on `path` for the duration of the block; another process asking for it waits."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# %% ../nbs/00_core.ipynb #a5d2ad3d
+def pause_point(name:str, # the point, e.g. 'checkpoint-written:4' (what, and at which step)
+               ):
+    "Where a test can kill this process on purpose: if `FTBOOK_PAUSE_AT` is `name`, say so in `FTBOOK_PAUSE_FILE` and wait forever."
+    if os.environ.get('FTBOOK_PAUSE_AT') != name: return
+    write_atomic(os.environ['FTBOOK_PAUSE_FILE'], name)
+    while True: time.sleep(60)
+
 
 # %% ../nbs/00_core.ipynb #f45bb88d
 def param_table(sym)->str:

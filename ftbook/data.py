@@ -375,16 +375,17 @@ def plot(self:PairReport, bins:int=30):
     return fig
 
 # %% ../nbs/02_data.ipynb #8f355392
-def split_pairs(pairs:list,       # prompt/completion pairs
-                val:float=0.1,    # share held out for validation
-                test:float=0.0,   # share held out for the final test
-                seed:int=42,      # same seed, same split
-               )->tuple:          # (train, val, test) lists of pairs, in their original order
-    "Split `pairs` deterministically, keeping pairs with the same normalised prompt on one side."
+def split_pairs(pairs:list,        # prompt/completion pairs, or records
+                val:float=0.1,     # share held out for validation
+                test:float=0.0,    # share held out for the final test
+                seed:int=42,       # same seed, same split
+                key:str='prompt',  # the field that must not be shared across sides (for records: the one the prompt is made from)
+               )->tuple:           # (train, val, test) lists, in their original order
+    "Split `pairs` deterministically, keeping pairs with the same normalised prompt (`key`) on one side."
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1): raise ValueError(f"val={val}, test={test}: each share must be in [0, 1) and together under 1.")
-    _check_pairs(pairs, ('prompt',))
+    _check_pairs(pairs, (key,))
     by_prompt = defaultdict(list)
-    for i,p in enumerate(pairs): by_prompt[normalize(p['prompt'])].append(i)
+    for i,p in enumerate(pairs): by_prompt[normalize(p[key])].append(i)
     groups = list(by_prompt.values())
     random.Random(seed).shuffle(groups)
     want = {2: test, 1: val}

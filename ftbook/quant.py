@@ -4,22 +4,20 @@
 
 # %% ../nbs/01_quant.ipynb #5638f57e
 from __future__ import annotations
-import fcntl, importlib.util, json, logging, math, os
+import importlib.util, json, logging, math, os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd, torch
-from .core import atomic_dir, cache_dir, pick_device, pick_dtype
+from .core import atomic_dir, cache_dir, file_lock, pause_point, pick_device, pick_dtype
 
-# Harmless on the CPU: bitsandbytes would fetch a faster kernel from the hub (`kernels`); its built-in one works.
-logging.getLogger('bitsandbytes.backends.cpu.ops').setLevel(logging.ERROR)
 
 # %% auto #0
 __all__ = ['PACKAGED', 'DEFAULT_MODEL', 'INSTALL_CMD', 'DEFAULT_CHAT_TEMPLATE', 'NF4_BITS', 'OPTIMIZER_BYTES', 'LARGE_MODELS',
-           'TINY_ARCHS', 'PackagedModel', 'default_model', 'packaged_file', 'convert_gguf', 'file_lock',
-           'converted_model', 'hub_snapshot', 'check_tokenizer_files', 'check_model_folder', 'pretrained_model',
-           'pick_pad_token', 'prepare_tokenizer', 'padding_side', 'load_tokenizer', 'bnb_config', 'check_architecture',
-           'check_bnb', 'load_model', 'ask', 'memory_report', 'unpack_for_training', 'plot_memory', 'estimate_memory',
+           'TINY_ARCHS', 'PackagedModel', 'default_model', 'packaged_file', 'convert_gguf', 'converted_model',
+           'hub_snapshot', 'check_tokenizer_files', 'check_model_folder', 'pretrained_model', 'pick_pad_token',
+           'prepare_tokenizer', 'padding_side', 'load_tokenizer', 'bnb_config', 'check_architecture', 'check_bnb',
+           'load_model', 'ask', 'memory_report', 'unpack_for_training', 'plot_memory', 'estimate_memory',
            'saved_activation_bytes', 'llama_config', 'tiny_model', 'lora_smoke_step']
 
 # %% ../nbs/01_quant.ipynb #c0eb85d2
@@ -79,21 +77,11 @@ def convert_gguf(pm:PackagedModel, # the packaged model to convert
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
         model.load_state_dict(src.state_dict(), strict=True)
         model.save_pretrained(tmp, safe_serialization=True)
+        pause_point('converting')  # half-written: weights, no tokenizer or marker yet
         tok.save_pretrained(tmp)
         (tmp/'README.md').write_text(_model_card(pm))
         (tmp/'ftbook.json').write_text(json.dumps(dict(source='gguf', **pm.__dict__), indent=2))
     return dest
-
-# %% ../nbs/01_quant.ipynb #b96dff18
-@contextmanager
-def file_lock(path:Path, # the lock file
-             ):
-    "Hold an exclusive lock on `path` (created if needed) for the duration of the block."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'w') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../nbs/01_quant.ipynb #fde76a93
 def converted_model(pm:PackagedModel, # the packaged model
@@ -244,6 +232,8 @@ def check_architecture(config, # a transformers config
 def check_bnb(device:torch.device, # where the model will run
              ):
     "Raise a clear error unless bitsandbytes can quantize to NF4 and compute on `device`."
+    # Harmless on the CPU: bitsandbytes would fetch a faster kernel from the hub (`kernels`); its built-in one works.
+    logging.getLogger('bitsandbytes.backends.cpu.ops').setLevel(logging.ERROR)
     try:
         import bitsandbytes.functional as F
         w = torch.randn(64, 64, device=device, dtype=torch.bfloat16)

@@ -9,23 +9,19 @@ from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch, yaml
 from fastcore.basics import patch_to
-from .core import atomic_dir, machine_info, pick_device, pick_dtype
+from .core import atomic_dir, machine_info, pause_point, pick_device, pick_dtype, write_atomic
 from .quant import check_architecture, default_model, load_model, load_tokenizer, pretrained_model, unpack_for_training
 from .data import PromptTemplate, collate, make_pairs, pack_examples, split_pairs, tokenize_pairs
-from transformers import TrainerCallback, set_seed  # after ftbook.quant, which quiets a bitsandbytes message transformers would trigger
-
-# transformers 5 renamed gradient checkpointing to activation checkpointing; PEFT still asks by the old name.
-warnings.filterwarnings('ignore', message='.*(is_gradient_checkpointing|gradient_checkpointing_enable).*deprecated', category=FutureWarning)
+from transformers import TrainerCallback, set_seed
 
 # %% auto #0
 __all__ = ['DTYPES', 'SECTIONS', 'HISTORY_COLUMNS', 'COMPLETE', 'ConfigError', 'ModelSettings', 'LoraSettings', 'DataSettings',
-           'TrainSettings', 'section_problems', 'RunConfig', 'write_atomic', 'linear_layer_names',
-           'check_target_modules', 'add_lora', 'training_rows', 'loss_history', 'overfitting_step', 'plot_losses',
-           'figure_png', 'OverfittingWarning', 'TrainingMonitor', 'complete_checkpoints', 'CommitCheckpoints',
-           'discard_incomplete', 'discard_temporaries', 'training_arguments', 'cpu_inference_repacking',
-           'TrainingLayout', 'LossGuard', 'make_trainer', 'prepare_run_folder', 'run_pairs', 'TrainResult',
-           'check_adapter', 'save_run', 'training_done', 'restore_finished', 'train', 'status_html', 'Dashboard',
-           'BackgroundRun', 'control_panel', 'merge_adapter', 'SaveLossPlot']
+           'TrainSettings', 'section_problems', 'RunConfig', 'linear_layer_names', 'check_target_modules', 'add_lora',
+           'training_rows', 'loss_history', 'overfitting_step', 'plot_losses', 'figure_png', 'OverfittingWarning',
+           'TrainingMonitor', 'complete_checkpoints', 'CommitCheckpoints', 'discard_incomplete', 'discard_temporaries',
+           'training_arguments', 'cpu_inference_repacking', 'TrainingLayout', 'LossGuard', 'make_trainer',
+           'prepare_run_folder', 'TrainResult', 'check_adapter', 'save_run', 'training_done', 'restore_finished',
+           'train', 'status_html', 'Dashboard', 'BackgroundRun', 'control_panel', 'merge_adapter', 'SaveLossPlot']
 
 # %% ../nbs/03_train.ipynb #c8666d40
 DTYPES = {'auto': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
@@ -204,16 +200,6 @@ def override(self, changes:dict)->RunConfig:
     return RunConfig.from_dict(d)
 
 # %% ../nbs/03_train.ipynb #546a8975
-def write_atomic(path:str|Path, # the file to write
-                 text:str,      # its whole content
-                )->Path:
-    "Write `text` to `path` through a temporary file and a rename: the file is complete or unchanged, never half-written."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp-{os.getpid()}')
-    with open(tmp, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
 @patch_to(RunConfig)
 def save(self, path:str|Path)->Path:
     "Save as YAML (`.yaml`/`.yml`) or JSON (`.json`)."
@@ -327,11 +313,12 @@ def plot_losses(history:pd.DataFrame,   # from `loss_history`
     ax.legend(fontsize=8); fig.tight_layout()
     return fig
 
-def figure_png(fig, # a matplotlib Figure
+def figure_png(fig,         # a matplotlib Figure
+               dpi:int=90,  # resolution (90 on screen, 110 in a saved file)
               )->bytes:
     "The figure as PNG bytes (for an image widget, a data URI or a file)."
     import io
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90); return buf.getvalue()
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); return buf.getvalue()
 
 def _show_figures_as_png():
     "In IPython, show a bare matplotlib Figure (drawn without pyplot, so also in a thread) as a PNG, as pyplot's inline backend does."
@@ -355,7 +342,7 @@ class TrainingMonitor(TrainerCallback):
     def stop(self): self.stop_requested = True
     def on_train_begin(self, args, state, control, **kw):
         self.t0, self.step0, self.tokens0 = time.time(), state.global_step, state.num_input_tokens_seen
-    def on_step_end(self, args, state, control, **kw): self._pass_stop(control)
+    def on_step_end(self, args, state, control, **kw): pause_point(f'step:{state.global_step}'); self._pass_stop(control)
     def on_log(self, args, state, control, **kw): self._update(state, 'training'); self._pass_stop(control)  # a listener may have asked
     def _pass_stop(self, control):
         if self.stop_requested: control.should_training_stop = control.should_save = True  # save now, then end
@@ -401,8 +388,10 @@ class CommitCheckpoints(TrainerCallback):
         if not state.is_world_process_zero: return
         ckpt = Path(args.output_dir)/f'checkpoint-{state.global_step}'
         (ckpt/'training_args.bin').unlink(missing_ok=True)  # a pickle of the arguments, never read back: config.yaml holds them
+        pause_point(f'checkpoint-written:{state.global_step}')  # for the kill tests: written, not yet committed
         _fsync_tree(ckpt)
         write_atomic(ckpt/COMPLETE, json.dumps(dict(step=state.global_step, time=time.time())))
+        pause_point(f'committed:{state.global_step}')
         best = Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
         for old in complete_checkpoints(args.output_dir)[:-self.keep]:
             if old.name != best: _remove_tree(old)
@@ -412,6 +401,7 @@ def _remove_tree(folder:Path):
     "Delete a checkpoint: first its marker (so a crash mid-delete leaves an incomplete one, never a damaged complete one)."
     import shutil
     (folder/COMPLETE).unlink(missing_ok=True)
+    pause_point('deleting')
     shutil.rmtree(folder, ignore_errors=True)
 
 def discard_incomplete(folder:str|Path, # the Trainer's output folder
@@ -526,18 +516,21 @@ def prepare_run_folder(config:RunConfig, # the run's configuration
     return str(found[-1]) if found else None
 
 # %% ../nbs/03_train.ipynb #5c9b2f76
-def run_pairs(config:RunConfig,        # its data settings say where the records are and how to split them
-              train_pairs:list|None=None,
-              val_pairs:list|None=None,
-             )->tuple:                 # (train_pairs, val_pairs)
-    "The pairs to train and validate on: those given, or read from `config.data.path` and split."
-    if train_pairs is None:
-        if not config.data.path: raise ConfigError('No training data: pass train_pairs, or set data.path to a .jsonl or .csv file.')
-        train_pairs = make_pairs(config.data.path, config.data.template)
-    if val_pairs is None:
-        train_pairs, val_pairs, _ = split_pairs(train_pairs, val=config.data.val, seed=config.data.seed)
-    if not train_pairs or not val_pairs: raise ValueError(f"{len(train_pairs)} training and {len(val_pairs)} validation pairs: both are needed.")
-    return train_pairs, val_pairs
+def _run_pairs(config:RunConfig, # its data settings: the template, where the records are, how to split them
+               records=None,     # anything `read_records` reads; None: the file at `config.data.path`
+               val_records=None, # validation records; None: `config.data.val` of `records`, split off by prompt
+              )->tuple:          # (train_pairs, val_pairs)
+    "The pairs to train and validate on, made from the records through `config.data.template`: the one place the template is applied."
+    if records is None:
+        if not config.data.path: raise ConfigError('No training data: pass records (a list of dicts, a DataFrame or a .jsonl/.csv file), '
+                                                   'or set data.path to a .jsonl or .csv file.')
+        records = config.data.path
+    pairs = make_pairs(records, config.data.template)
+    if val_records is None: pairs, val_pairs, _ = split_pairs(pairs, val=config.data.val, seed=config.data.seed)
+    else: val_pairs = make_pairs(val_records, config.data.template)
+    if not pairs or not val_pairs: raise ValueError(f"{len(pairs)} training and {len(val_pairs)} validation pairs: both are needed.")
+    return pairs, val_pairs
+
 
 # %% ../nbs/03_train.ipynb #b07a26e2
 @dataclass
@@ -597,8 +590,10 @@ def save_run(trainer, tok, config:RunConfig, monitor:TrainingMonitor, rows:dict)
         trainer.model.save_pretrained(tmp); tok.save_pretrained(tmp)
         check_adapter(tmp, trainer.model)  # before the folder is committed: a bad adapter never becomes adapter/
         write_atomic(tmp/'template.json', json.dumps(config.data.template.to_dict(), indent=2))
+        pause_point('saving-adapter')
+    pause_point('saving-results')
     write_atomic(out/'history.csv', history.to_csv(index=False))
-    res.plot().savefig(tmp_png := out/'.loss.tmp.png', dpi=110); os.replace(tmp_png, out/'loss.png')
+    write_atomic(out/'loss.png', figure_png(res.plot(), dpi=110))
     write_atomic(out/'result.json', json.dumps(dict(res.summary(), machine=machine_info()), indent=2, default=str))
     return res
 
@@ -617,28 +612,31 @@ def restore_finished(trainer, checkpoint:str|Path):
     best = trainer.state.best_model_checkpoint
     trainer._load_from_checkpoint(best if best and Path(best).is_dir() else str(checkpoint))
 
-def train(config:RunConfig,           # the run's configuration (checked first)
-          train_pairs:list|None=None, # training pairs; None: read `config.data.path`
-          val_pairs:list|None=None,   # validation pairs; None: split off `config.data.val` of the training pairs
-          resume:bool=False,          # continue the unfinished run in `config.output_dir` from its newest complete checkpoint
+def train(config:RunConfig,     # the run's configuration (checked first); its `data.template` turns records into pairs
+          records=None,         # training records: anything `read_records` reads (list of dicts, DataFrame, .jsonl/.csv); None: `config.data.path`
+          val_records=None,     # validation records; None: split off `config.data.val` of `records`
+          resume:bool=False,    # continue the unfinished run in `config.output_dir` from its newest complete checkpoint
           monitor:TrainingMonitor|None=None, # follows the run and carries Stop requests (a dashboard passes its own)
-          progress_bar:bool=True,     # the Trainer's text progress bar
+          progress_bar:bool=True, # the Trainer's text progress bar
          )->TrainResult:
-    "Fine-tune `config.model` with LoRA adapters (QLoRA when 4-bit) on the pairs, and save the run."
+    "Fine-tune `config.model` with LoRA adapters (QLoRA when 4-bit) on the records, and save the run."
     config.check()
     check_target_modules(config.lora, linear_layer_names(config.model.name, config.model.trust_remote_code))
     checkpoint = prepare_run_folder(config, resume)
-    train_pairs, val_pairs = run_pairs(config, train_pairs, val_pairs)
+    train_pairs, val_pairs = _run_pairs(config, records, val_records)
     model, tok = load_model(config.model.name, quant=config.model.quant, dtype=DTYPES[config.model.dtype],
                             trust_remote_code=config.model.trust_remote_code)
     rows = training_rows(train_pairs, tok, config.data.template, config.data.max_len, config.data.packing)
     val_rows = training_rows(val_pairs, tok, config.data.template, config.data.max_len, config.data.packing)['rows']
     monitor = monitor or TrainingMonitor()
     set_seed(config.train.seed)  # the adapters' random initialisation too, not only the Trainer's data order
-    trainer = make_trainer(add_lora(model, config.lora), tok, rows['rows'], val_rows, config, monitor, progress_bar)
-    if trainer.is_world_process_zero(): config.save(Path(config.output_dir)/'config.yaml')
-    if training_done(checkpoint): restore_finished(trainer, checkpoint)  # resuming there, the Trainer would take one step too many
-    else: trainer.train(resume_from_checkpoint=checkpoint)
+    with warnings.catch_warnings():  # transformers 5 renamed gradient checkpointing to activation checkpointing; PEFT asks by the old name
+        warnings.filterwarnings('ignore', message='.*(is_gradient_checkpointing|gradient_checkpointing_enable).*deprecated', category=FutureWarning)
+        trainer = make_trainer(add_lora(model, config.lora), tok, rows['rows'], val_rows, config, monitor, progress_bar)
+        if trainer.is_world_process_zero(): config.save(Path(config.output_dir)/'config.yaml')
+        pause_point('startup')
+        if training_done(checkpoint): restore_finished(trainer, checkpoint)  # resuming there, the Trainer would take one step too many
+        else: trainer.train(resume_from_checkpoint=checkpoint)
     return save_run(trainer, tok, config, monitor, rows)
 
 # %% ../nbs/03_train.ipynb #2cc3ef1b
@@ -705,13 +703,19 @@ def html(self)->str:
 # %% ../nbs/03_train.ipynb #64a2ce3f
 class BackgroundRun:
     "`train` in a background thread with a `Dashboard`, so the notebook and its Stop button stay responsive."
-    def __init__(self, config:RunConfig, train_pairs:list|None=None, val_pairs:list|None=None, resume:bool=False, on_end=None):
-        self.config, self.monitor, self.result, self.error, self.on_end = config, TrainingMonitor(), None, None, on_end
+    def __init__(self, config:RunConfig, # as for `train`
+                 records=None,           # as for `train`
+                 val_records=None,       # as for `train`
+                 resume:bool=False,      # as for `train`
+                 on_end=None,            # called (with no arguments) when the run has ended, however it ended
+                 monitor:TrainingMonitor|None=None, # a monitor with listeners of your own (default: a new one)
+                ):
+        self.config, self.monitor, self.result, self.error, self.on_end = config, monitor or TrainingMonitor(), None, None, on_end
         self.dashboard = Dashboard(self.monitor, Path(config.output_dir).name)
-        self.thread = threading.Thread(target=self._run, args=(train_pairs, val_pairs, resume), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(records, val_records, resume), daemon=True)
         self.thread.start()
-    def _run(self, train_pairs, val_pairs, resume):
-        try: self.result = train(self.config, train_pairs, val_pairs, resume=resume, monitor=self.monitor, progress_bar=False)
+    def _run(self, records, val_records, resume):
+        try: self.result = train(self.config, records, val_records, resume=resume, monitor=self.monitor, progress_bar=False)
         except BaseException as e: self.error = e; self.dashboard.show_error(e)
         finally:
             if self.on_end: self.on_end()
@@ -722,6 +726,7 @@ class BackgroundRun:
         if self.error is not None: raise self.error
         return self.result
     def _ipython_display_(self): self.dashboard._ipython_display_()
+
 
 # %% ../nbs/03_train.ipynb #f8587059
 def _controls(config:RunConfig)->dict:
@@ -739,8 +744,8 @@ def _controls(config:RunConfig)->dict:
 
 # %% ../nbs/03_train.ipynb #440bf77c
 def control_panel(config:RunConfig,            # the starting point; the panel changes its main hyperparameters
-                  train_pairs:list|None=None,  # passed to every run
-                  val_pairs:list|None=None,
+                  records=None,                # passed to every run, as to `train`
+                  val_records=None,
                  ):
     "Widgets for the main hyperparameters and a Start button that runs `BackgroundRun` with its dashboard below."
     import ipywidgets as W
@@ -754,7 +759,7 @@ def control_panel(config:RunConfig,            # the starting point; the panel c
         if problems: return
         Path(cfg.output_dir).mkdir(parents=True)  # claimed now: a second click cannot start a second run in it
         start.disabled = True                     # one run at a time; enabled again when it ends
-        panel.runs.append(run := BackgroundRun(cfg, train_pairs, val_pairs, on_end=lambda: setattr(start, 'disabled', False)))
+        panel.runs.append(run := BackgroundRun(cfg, records, val_records, on_end=lambda: setattr(start, 'disabled', False)))
         area.children = [run.dashboard.widget]
     start.on_click(on_start)
     return panel
@@ -791,6 +796,4 @@ class SaveLossPlot:
         n = snap['history'].eval_loss.notna().sum()
         if n == self.n_evals or int(os.environ.get('RANK', 0)) != 0: return
         self.n_evals = n
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f'.{self.path.name}.tmp.png')
-        plot_losses(snap['history'], self.path.parent.name, snap['overfit']).savefig(tmp, dpi=110); os.replace(tmp, self.path)
+        write_atomic(self.path, figure_png(plot_losses(snap['history'], self.path.parent.name, snap['overfit']), dpi=110))

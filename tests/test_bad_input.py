@@ -186,9 +186,9 @@ CASES = [
     Case('config/set-without-equals', 'api', ["--set 'train.lr'", 'section.setting=value'],
          lambda d, fx: parse_overrides(['train.lr']), error=ValueError),
     Case('config/unknown-target-modules', 'api', ["['attention'] are not layers of this model", 'q_proj', "or use 'all-linear'"],
-         lambda d, fx: train(run_config(d, fx, **{'lora.target_modules': ['q_proj', 'attention']}), PAIRS), out='run', error=ValueError),
+         lambda d, fx: train(run_config(d, fx, **{'lora.target_modules': ['q_proj', 'attention']}), [dict(q='What is 1 plus 1?', a='2.')]*6), out='run', error=ValueError),
     Case('config/missing-model', 'api', ['nowhere', 'neither a local folder nor reachable', 'Pass the path of a folder with config.json'],
-         lambda d, fx: train(run_config(d, fx, **{'model.name': str(d/'nowhere')}), PAIRS), out='run', error=FileNotFoundError),
+         lambda d, fx: train(run_config(d, fx, **{'model.name': str(d/'nowhere')}), [dict(q='What is 1 plus 1?', a='2.')]*6), out='run', error=FileNotFoundError),
     Case('config/no-data', 'api', ['No training data', 'set data.path'],
          lambda d, fx: train(run_config(d, fx)), out='run', error=ValueError),
 

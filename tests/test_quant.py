@@ -1,5 +1,5 @@
 "ftbook.quant as a user imports it: the real model end to end, an interrupted conversion, and bad inputs that must fail clearly."
-import json, os, shutil, signal, subprocess, sys, time
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import save_file
@@ -17,29 +17,18 @@ def test_real_model_loads_generates_and_trains():
     step = lora_smoke_step(model, tok)  # after generating: the CPU repacking must have been undone
     assert step['lora_B'] == 30*7 and step['lora_B_with_grad'] == step['lora_B'] and 0 < step['loss'] < 20
 
-def _kill_when(proc, cond, timeout=120):
-    t0 = time.time()
-    while not cond():
-        if proc.poll() is not None or time.time()-t0 > timeout: raise AssertionError('conversion ended before it could be killed')
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL); proc.wait()
-
-def test_interrupted_conversion_leaves_no_model_then_converts_once(tmp_path):
-    env = {**os.environ, 'FTBOOK_CACHE': str(tmp_path)}
+def test_interrupted_conversion_leaves_no_model_then_converts_once(tmp_path, kill_at):
+    env = {**os.environ, 'FTBOOK_CACHE': str(tmp_path/'cache')}
     code = "from ftbook.quant import pretrained_model; print(pretrained_model(source='package'))"
-    proc = subprocess.Popen([sys.executable, '-c', code], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    models = tmp_path/'models'
-    _kill_when(proc, lambda: any(p.name.startswith('.SmolLM2-135M-Instruct.tmp-') and any(p.iterdir())
-                                 for p in models.glob('.*tmp-*')))  # killed while writing files
-    assert not (models/'SmolLM2-135M-Instruct').exists()
+    kill_at([sys.executable, '-c', code], 'converting', env=env)  # killed with the weights written, the tokenizer not yet
+    models = tmp_path/'cache'/'models'
+    assert [p.name for p in models.glob('.*tmp-*') if any(p.iterdir())] and not (models/'SmolLM2-135M-Instruct').exists()
     out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True).stdout.strip()
     folder = Path(out)
     assert json.loads((folder/'ftbook.json').read_text())['quantization'] == 'Q4_1'
-    t0 = time.time()
-    os.environ['FTBOOK_CACHE'] = str(tmp_path)
-    try: assert pretrained_model(source='package') == folder and time.time()-t0 < 1  # reused, not converted again
-    finally: del os.environ['FTBOOK_CACHE']
+    written = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    again = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(again) == folder and {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == written  # reused, not converted again
 
 # ---- bad inputs: each fails before any long work, with a message that names the problem and the fix
 def _folder(tmp_path, **files):

@@ -1,5 +1,5 @@
 "ftbook.train as a user runs it: the `ftbook train` command killed and resumed, two DDP processes, bad configs that fail before anything loads, and the guards that need whole runs (gradient accumulation, early stopping, the inference prompt)."
-import json, os, shutil, signal, subprocess, sys, time
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 from dataclasses import replace
 import pandas as pd, pytest, yaml
@@ -21,17 +21,12 @@ def write_config(d:Path, **train)->Path:
 
 def ftbook(*args, **kw): return subprocess.run([str(BIN/'ftbook'), *args], capture_output=True, text=True, **kw)
 
-def test_killed_run_resumes_from_a_complete_checkpoint(tmp_path):
+def test_killed_run_resumes_from_a_complete_checkpoint(tmp_path, kill_at):
     cfg = write_config(tmp_path)
     run = tmp_path/'run'
-    proc = subprocess.Popen([str(BIN/'ftbook'), 'train', str(cfg)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.time()
-    while len(complete_checkpoints(run/'checkpoints')) < 2:
-        assert proc.poll() is None and time.time() - t0 < 180, 'the run ended before it could be killed'
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+    kill_at([str(BIN/'ftbook'), 'train', str(cfg)], 'committed:4')
     killed_at = int(complete_checkpoints(run/'checkpoints')[-1].name.split('-')[1])
+    assert killed_at == 4
     assert not (run/'adapter').exists() and not (run/'result.json').exists()
 
     before = {p.name: sorted(f.name for f in p.iterdir()) for p in complete_checkpoints(run/'checkpoints')}
@@ -101,15 +96,13 @@ def tiny_config(out:Path, **changes)->RunConfig:
     return cfg.override({'lora.dropout': 0.0, 'train.gradient_checkpointing': False, 'train.log_every': 1, 'train.warmup': 0.0, **changes})
 
 def arithmetic(n:int, start:int=0)->list:
-    "Pairs of different lengths, so that micro-batches hold different numbers of loss tokens."
-    return make_pairs([dict(q=f'What is {i} plus {i}?', a=f'{i} plus {i} is {2*i}.' + ' Indeed.'*(i % 4)) for i in range(start, start+n)],
-                      PromptTemplate('{q}', '{a}'))
+    "Records of different lengths, so that micro-batches hold different numbers of loss tokens."
+    return [dict(q=f'What is {i} plus {i}?', a=f'{i} plus {i} is {2*i}.' + ' Indeed.'*(i % 4)) for i in range(start, start+n)]
 
 def test_gradient_accumulation_gives_the_same_loss_and_update(tmp_path):
     "8 rows in one step, or 2 x 4 accumulated (micro-batches with different numbers of loss tokens): the same loss and the same gradient."
-    train_pairs, val_pairs = arithmetic(8), arithmetic(4, start=100)
     runs = [train(tiny_config(tmp_path/name, **{'train.batch_size': bs, 'train.grad_accum': acc, 'train.max_steps': 1, 'train.lr': 1e-2}),
-                  train_pairs, val_pairs, progress_bar=False) for name, bs, acc in [('full', 8, 1), ('accumulated', 4, 2)]]
+                  arithmetic(8), arithmetic(4, start=100), progress_bar=False) for name, bs, acc in [('full', 8, 1), ('accumulated', 4, 2)]]
     logs = [json.loads((Path(r.output_dir)/'checkpoints'/'checkpoint-1'/'trainer_state.json').read_text())['log_history'][0] for r in runs]
     for key in ('loss', 'grad_norm'):  # a mean of per-micro-batch means would change both
         assert abs(logs[0][key] - logs[1][key]) < 1e-4 * logs[0][key], (key, logs)
@@ -127,9 +120,9 @@ def test_inference_prompt_is_the_training_prompt(tmp_path):
     from ftbook.data import prompt_text, tokenize_pairs
     from ftbook.eval import load_system, render_prompts
     template = PromptTemplate('{q}', '{a}', system='Answer in one sentence.')
-    pairs = make_pairs([dict(q=f'What is {i} plus {i}?', a=f'{2*i}.') for i in range(12)], template)
+    train_records = [dict(q=f'What is {i} plus {i}?', a=f'{2*i}.') for i in range(12)]
     cfg = tiny_config(tmp_path/'run', **{'train.max_steps': 2, 'train.eval_every': 1})
-    res = train(replace(cfg, data=replace(cfg.data, template=template)), pairs[:8], pairs[8:], progress_bar=False)
+    res = train(replace(cfg, data=replace(cfg.data, template=template)), train_records[:8], train_records[8:], progress_bar=False)
     system = load_system(res.adapter_dir)
     records = [dict(q=f'What is {i} plus {i}?', a=f'{2*i}.') for i in range(3)]
     prompts = render_prompts(system, records)
