@@ -11,6 +11,16 @@ from pathlib import Path
 import pandas as pd, torch
 from .core import atomic_dir, cache_dir, file_lock, pause_point, pick_device, pick_dtype
 
+def _import_bitsandbytes():
+    "Import bitsandbytes without its message about a faster CPU kernel it cannot fetch (`kernels`, harmless); the log level is restored after."
+    log = logging.getLogger('bitsandbytes.backends.cpu.ops')
+    level = log.level; log.setLevel(logging.ERROR)
+    try: import bitsandbytes
+    except ImportError: pass  # `check_bnb` says what to do when 4-bit loading is asked for
+    finally: log.setLevel(level)
+
+_import_bitsandbytes()  # before transformers, which imports it too
+
 
 # %% auto #0
 __all__ = ['PACKAGED', 'DEFAULT_MODEL', 'INSTALL_CMD', 'DEFAULT_CHAT_TEMPLATE', 'NF4_BITS', 'OPTIMIZER_BYTES', 'LARGE_MODELS',
@@ -232,8 +242,6 @@ def check_architecture(config, # a transformers config
 def check_bnb(device:torch.device, # where the model will run
              ):
     "Raise a clear error unless bitsandbytes can quantize to NF4 and compute on `device`."
-    # Harmless on the CPU: bitsandbytes would fetch a faster kernel from the hub (`kernels`); its built-in one works.
-    logging.getLogger('bitsandbytes.backends.cpu.ops').setLevel(logging.ERROR)
     try:
         import bitsandbytes.functional as F
         w = torch.randn(64, 64, device=device, dtype=torch.bfloat16)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import importlib.util, os, random, tempfile
 from pathlib import Path
-import matplotlib.pyplot as plt, pandas as pd, torch
+import pandas as pd, torch
 from .core import atomic_dir, pick_device
 from .quant import ask
 from .examples import CONDITIONS, Condition, follow_up_text, make_visit, duration_text, medication_text, person_text, units_text
@@ -240,6 +240,7 @@ def plot_retrieval(table:pd.DataFrame, # from `compare_retrieval`
                   ):                   # a matplotlib Figure
     "recall@k and MRR of each model side by side."
     cols = [c for c in table.columns if c != 'queries']
+    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     width = 0.8 / len(table)
     for i, (name, row) in enumerate(table.iterrows()):

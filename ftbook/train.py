@@ -301,6 +301,7 @@ def plot_losses(history:pd.DataFrame,   # from `loss_history`
                ):
     "Training and validation loss against the step, with the best validation step marked."
     from matplotlib.figure import Figure
+    _show_figures_as_png()
     fig = Figure(figsize=(7, 3.2)); ax = fig.subplots()
     tr, ev = history.dropna(subset=['loss']), history.dropna(subset=['eval_loss'])
     ax.plot(tr.step, tr.loss, color='tab:blue', alpha=0.8, label='training loss')
@@ -322,13 +323,10 @@ def figure_png(fig,         # a matplotlib Figure
 
 def _show_figures_as_png():
     "In IPython, show a bare matplotlib Figure (drawn without pyplot, so also in a thread) as a PNG, as pyplot's inline backend does."
-    try: from IPython import get_ipython
-    except ImportError: return
-    if (ip := get_ipython()) is not None:
+    ip = sys.modules['IPython'].get_ipython() if 'IPython' in sys.modules else None  # only inside a running IPython
+    if ip is not None:
         from matplotlib.figure import Figure
         ip.display_formatter.formatters['image/png'].for_type(Figure, lambda fig: figure_png(fig))
-
-_show_figures_as_png()
 
 # %% ../nbs/03_train.ipynb #908a82bd
 class OverfittingWarning(UserWarning):
