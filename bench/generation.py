@@ -14,7 +14,7 @@ import torch
 from transformers.utils import logging as hf_logging
 from ftbook.core import machine_info
 from ftbook.data import PromptTemplate
-from ftbook.eval import System, generate
+from ftbook.system import System
 from ftbook.quant import load_model
 
 NOTE = ('{age}-year-old {who} with {what} for {n} days. {extra}Temperature 38.{n} C. '
@@ -30,7 +30,7 @@ def notes(n:int)->list:
 
 def timed(system, records, batch_size:int, new_tokens:int)->tuple:
     t0 = time.perf_counter()
-    out = generate(system, records, max_new_tokens=new_tokens, min_new_tokens=new_tokens, batch_size=batch_size)  # equal work
+    out = system.generate(records, max_new_tokens=new_tokens, min_new_tokens=new_tokens, batch_size=batch_size)  # equal work
     return time.perf_counter() - t0, out
 
 if __name__ == '__main__':
@@ -41,7 +41,7 @@ if __name__ == '__main__':
     model, tok = load_model()  # SmolLM2-135M-Instruct, NF4 4-bit
     system = System('base', model, tok, PromptTemplate(prompt='Note: {note}', system='Summarise the clinic note in three lines.'))
     records = notes(n)
-    generate(system, records[:2], max_new_tokens=4, batch_size=2)  # warm-up: bitsandbytes repacks 4-bit weights on first use
+    system.generate(records[:2], max_new_tokens=4, batch_size=2)  # warm-up: bitsandbytes repacks 4-bit weights on first use
     load_before = os.getloadavg()[0]
     t1, one = timed(system, records, 1, new_tokens)
     tb, batched = timed(system, records, n, new_tokens)

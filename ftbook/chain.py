@@ -8,7 +8,7 @@ import dataclasses, re
 from dataclasses import dataclass
 import pandas as pd
 from .data import PromptTemplate
-from .eval import System, generate
+from .system import System
 from .examples import NUMBER_WORDS, parse_summary
 from .clinic import medication_facts
 from .products import mentions
@@ -25,7 +25,7 @@ class Step:
 
 def run_chain(steps:list,         # the `Step`s, in order
               records:list,       # input records (dicts)
-              **kwargs,           # generation settings for every step, as for `ftbook.eval.generate_texts`
+              **kwargs,           # generation settings for every step, as for `ftbook.system.check_generation`
              )->list:             # the records, each with every step's output added
     "Run each step over all records in turn; a step's template can read the outputs of the steps before it."
     if not steps: raise ValueError("A chain needs at least one step.")
@@ -37,7 +37,7 @@ def run_chain(steps:list,         # the `Step`s, in order
     for step in steps:
         needed = [f for f in dataclasses.replace(step.system.template, completion='').fields() if f not in out[0]]
         if needed: raise KeyError(f"Step '{step.system.name}' reads {needed}, which neither the records nor an earlier step provide.")
-        for r, a in zip(out, generate(step.system, out, **kwargs)): r[step.output] = a['text']  # prompts only: the completion is not read
+        for r, a in zip(out, step.system.generate(out, **kwargs)): r[step.output] = a['text']  # prompts only: the completion is not read
     return out
 
 # %% ../nbs/14_chain.ipynb #b3bbc0f2

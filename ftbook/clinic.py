@@ -11,7 +11,8 @@ from .core import machine_info, write_atomic
 from .quant import default_model, load_model, pretrained_model
 from .data import PromptTemplate, escape_braces, make_pairs, pair_report, prompt_text
 from .train import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings, BackgroundRun, plot_losses, train, figure_png
-from .eval import (ExactMatch, FactRecall, FormatCompliance, Rouge, System, compare, load_system, plot_comparison, save_results)
+from .system import System, load_system
+from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, compare, plot_comparison, save_results
 from .examples import SECTIONS, STYLES, clinic_facts, clinic_notes, clinic_split, format_problems, held_out_notes
 
 # %% auto #0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #013e6f79
 from __future__ import annotations
-import fcntl, inspect, os, platform, re, shutil, tempfile, time, uuid
+import fcntl, inspect, os, platform, re, shutil, tempfile, time, uuid, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -82,6 +82,15 @@ def _swap_into_place(tmp:Path, dest:Path, replace:bool):
     if dest.exists(): dest.rename(old)
     tmp.rename(dest)
     shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/00_core.ipynb #985e5251
+@contextmanager
+def quiet_checkpointing_rename():
+    "Within the block, ignore the FutureWarning about the old gradient-checkpointing names that PEFT still uses."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*(is_gradient_checkpointing|gradient_checkpointing_enable).*deprecated', category=FutureWarning)
+        yield
+
 
 # %% ../nbs/00_core.ipynb #39ad2cf5
 def write_atomic(path:str|Path,   # the file to write

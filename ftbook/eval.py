@@ -12,180 +12,13 @@ from fastcore.meta import delegates
 from tqdm import tqdm  # text bar: disable=None shows it in a terminal only
 from .core import atomic_dir, cache_dir, machine_info
 from .data import PromptTemplate, collate, make_pairs, normalize, prompt_text, read_records, tokenize_pairs
-from .quant import _TOKENIZER_FILES, load_model, load_tokenizer, padding_side
+from .quant import load_model, padding_side
+from .system import System, check_generation
 
 # %% auto #0
-__all__ = ['UNITS', 'QUALITY', 'System', 'read_template', 'load_system', 'check_generation', 'generate_texts', 'render_prompts',
-           'generate', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'fact_extractor', 'FactRecall',
+__all__ = ['UNITS', 'QUALITY', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'fact_extractor', 'FactRecall',
            'metric_script', 'default_metrics', 'perplexity', 'score_outputs', 'EvalResult', 'compare',
            'plot_comparison', 'save_results', 'load_results', 'diff_html', 'explore_html', 'explore']
-
-# %% ../nbs/04_eval.ipynb #5ba0f3a8
-@dataclass
-class System:
-    "One thing to evaluate: a model and its tokenizer, asked through a prompt template, under a name."
-    name:str                 # the name in tables, charts and the explorer
-    model:object             # a causal LM: 4-bit, 4-bit with an adapter, merged, or plain
-    tok:object               # its prepared tokenizer (`ftbook.quant.load_tokenizer`)
-    template:PromptTemplate  # renders every prompt: the same object as in training
-
-    def __repr__(self): return f"System({self.name!r}, {type(self.model).__name__}, {self.template})"
-
-# %% ../nbs/04_eval.ipynb #13622021
-def read_template(path:str|Path, # a folder that may hold `template.json`
-                 )->PromptTemplate|None:
-    "The training template saved as `template.json` in `path`, or None if there is none."
-    f = Path(path)/'template.json'
-    if not f.exists(): return None
-    try: return PromptTemplate.from_dict(json.loads(f.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ValueError(f"{f} is not a saved PromptTemplate ({type(e).__name__}: {e}). It must hold the JSON of "
-                         f"`PromptTemplate.to_dict()`: {{\"prompt\": ..., \"completion\": ..., \"system\": ...}}.") from None
-
-# %% ../nbs/04_eval.ipynb #7541fef2
-def _load_adapter(path:Path, **kwargs)->tuple:
-    "The base model named in `path/adapter_config.json`, loaded by `load_model(**kwargs)`, with the adapter on top."
-    from peft import PeftModel
-    base = json.loads((path/'adapter_config.json').read_text()).get('base_model_name_or_path')
-    if not base: raise ValueError(f"{path/'adapter_config.json'} names no base model: set 'base_model_name_or_path' to the "
-                                  f"folder or hub id the adapter was trained on.")
-    if not (path/'adapter_model.safetensors').exists():
-        raise FileNotFoundError(f"{path} has adapter_config.json but no adapter_model.safetensors: the save was interrupted "
-                                f"or the weights were moved. Save the adapter again (`model.save_pretrained('{path}')`).")
-    try: model, tok = load_model(base, **kwargs)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"The adapter in {path} was trained on '{base}' (adapter_config.json), which cannot be "
-                                f"loaded: {e}") from None
-    if any((path/f).exists() for f in _TOKENIZER_FILES): tok = load_tokenizer(path)  # a tokenizer saved with the adapter wins
-    return PeftModel.from_pretrained(model, path), tok
-
-def _not_a_model(path:Path)->str:
-    if not path.exists(): return f"{path} does not exist. Pass a training run's adapter/ or merged/ folder, or a model folder."
-    inside = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-    hint = [f"{path/d}" for d in ('adapter', 'merged') if (path/d).is_dir()]
-    return (f"{path} is neither a PEFT adapter folder (adapter_config.json) nor a model folder (config.json); it holds "
-            f"{inside[:12]}. " + (f"It looks like a training run: load {' or '.join(hint)}." if hint else
-            "Pass a training run's adapter/ or merged/ folder, or a model folder."))
-
-# %% ../nbs/04_eval.ipynb #0875ffba
-def load_system(path:str|Path,                     # an adapter folder, a merged model folder, or any model folder
-                name:str|None=None,                # default: the folder's name, with its run's for adapter/ and merged/
-                template:PromptTemplate|None=None, # default: the folder's template.json, else the plain template
-                quant:str|None='nf4',              # 'nf4' as in QLoRA training, or None for the saved precision
-                device:str|None=None,              # default: `pick_device()`
-                dtype:torch.dtype|None=None,       # compute dtype (default: `pick_dtype(device)`)
-               )->System:
-    "A `System` from a training run's `adapter/` or `merged/` folder, or any model folder, with its saved template."
-    path = Path(path).expanduser()
-    adapter = (path/'adapter_config.json').exists()
-    if not adapter and not (path/'config.json').exists(): raise FileNotFoundError(_not_a_model(path))
-    template = template or read_template(path) or PromptTemplate()  # a broken template.json fails before the model loads
-    load = _load_adapter if adapter else load_model
-    model, tok = load(path, quant=quant, device=device, dtype=dtype)
-    name = name or (f'{path.parent.name}/{path.name}' if path.name in ('adapter', 'merged') else path.name)
-    return System(name, model.eval(), tok, template)
-
-# %% ../nbs/04_eval.ipynb #cb18f506
-def check_generation(max_new_tokens:int=128, # upper bound on the answer length, in tokens
-                     temperature:float=0.0,  # 0 for greedy decoding, above 0 to sample
-                     top_p:float=1.0,        # nucleus sampling: keep the smallest set of tokens with this much probability
-                     top_k:int=0,            # keep the k most likely tokens (0: all)
-                     batch_size:int=8,       # prompts per forward pass
-                     seed:int=0,             # the seed sampling starts from
-                     min_new_tokens:int=0,   # lower bound on the answer length (EOS is ignored before it)
-                    ):
-    "Raise one clear error listing every generation setting that cannot work, and how to fix it."
-    bad = []
-    isint = lambda x: isinstance(x, int) and not isinstance(x, bool)
-    if not isint(max_new_tokens) or max_new_tokens < 1: bad.append(f"max_new_tokens={max_new_tokens!r}: use a whole number of at least 1 (the longest answer, in tokens)")
-    if not isinstance(temperature, (int, float)) or not 0 <= temperature < math.inf: bad.append(f"temperature={temperature!r}: use 0 for greedy decoding, or a positive number (0.7 is common) to sample")
-    if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1: bad.append(f"top_p={top_p!r}: use a number in (0, 1]; 1 keeps every token")
-    if not isint(top_k) or top_k < 0: bad.append(f"top_k={top_k!r}: use 0 (off) or a positive whole number")
-    if not isint(batch_size) or batch_size < 1: bad.append(f"batch_size={batch_size!r}: use a whole number of at least 1")
-    if not isint(seed): bad.append(f"seed={seed!r}: use a whole number")
-    if not isint(min_new_tokens) or not 0 <= min_new_tokens <= (max_new_tokens if isint(max_new_tokens) else min_new_tokens):
-        bad.append(f"min_new_tokens={min_new_tokens!r}: use a whole number from 0 (off) to max_new_tokens")
-    if bad: raise ValueError('Bad generation settings: ' + '; '.join(bad) + '.')
-
-# %% ../nbs/04_eval.ipynb #9b33663d
-def _generation_config(tok, max_new_tokens:int, temperature:float, top_p:float, top_k:int, min_new_tokens:int=0):
-    "A transformers GenerationConfig: greedy at temperature 0, sampling above; EOS and pad from `tok`; KV cache on."
-    from transformers import GenerationConfig
-    sampling = (dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k) if temperature > 0
-                else dict(do_sample=False, temperature=None, top_p=None, top_k=None))  # None: no sampling warnings
-    return GenerationConfig(max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens or None, eos_token_id=tok.eos_token_id,
-                            pad_token_id=tok.pad_token_id, use_cache=True, **sampling)  # a model trained with gradient checkpointing may have the cache off
-
-def _answer(tok, new:list, n_prompt:int)->dict:
-    "Text, token counts, and whether the answer ended with EOS, from the token ids generated after one prompt."
-    stopped = tok.eos_token_id in new
-    n = new.index(tok.eos_token_id) + 1 if stopped else len(new)
-    return dict(text=tok.decode(new[:n], skip_special_tokens=True).strip(), prompt_tokens=n_prompt, new_tokens=n, stopped=stopped)
-
-def _generate_batch(model, tok, prompts:list, config)->list:
-    "Answers to one batch of prompts, left-padded."
-    with padding_side(tok, 'left'):
-        enc = tok(prompts, return_tensors='pt', padding=True, add_special_tokens=False).to(model.device)
-    with torch.inference_mode(): out = model.generate(**enc, generation_config=config)
-    width = enc['input_ids'].shape[1]
-    return [_answer(tok, row[width:].tolist(), int(m.sum())) for row, m in zip(out, enc['attention_mask'])]
-
-# %% ../nbs/04_eval.ipynb #6a476d07
-def generate_texts(model, tok,                # a model and its prepared tokenizer
-                   prompts:list,              # prompt texts, rendered by `prompt_text` (chat template included)
-                   max_new_tokens:int=128,    # upper bound on the answer length, in tokens
-                   temperature:float=0.0,     # 0 for greedy decoding, above 0 to sample
-                   top_p:float=1.0,           # nucleus sampling: keep the smallest set of tokens with this much probability
-                   top_k:int=0,               # keep the k most likely tokens (0: all)
-                   batch_size:int=8,          # prompts per forward pass
-                   seed:int=0,                # same seed, same samples
-                   min_new_tokens:int=0,      # lower bound on the answer length (for benchmarks: equal work per prompt)
-                  )->list:                    # per prompt: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
-    "Answers to `prompts`, in batches of similar length, left-padded, with a KV cache, each stopping at EOS."
-    check_generation(max_new_tokens, temperature, top_p, top_k, batch_size, seed, min_new_tokens)
-    if isinstance(prompts, (str, bytes)) or not hasattr(prompts, '__len__'):
-        raise TypeError(f"prompts is a {type(prompts).__name__}, not a list of prompt texts: wrap a single prompt in a list, [prompt].")
-    if not len(prompts): raise ValueError("No prompts to generate from: pass at least one.")
-    blank = [i for i,p in enumerate(prompts) if not isinstance(p, str) or not p.strip()]
-    if blank: raise ValueError(f"Prompts {blank[:10]} are empty or not text: each prompt must be the text `prompt_text` renders.")
-    n_tokens = [len(ids) for ids in tok(list(prompts), add_special_tokens=False)['input_ids']]
-    order = sorted(range(len(prompts)), key=lambda i: -n_tokens[i])  # similar lengths share a batch: little padding
-    config, out = _generation_config(tok, max_new_tokens, temperature, top_p, top_k, min_new_tokens), [None]*len(prompts)
-    training = model.training
-    model.eval()  # LoRA dropout off, even for a model straight out of training
-    torch.manual_seed(seed)
-    try:
-        for s in tqdm(range(0, len(order), batch_size), desc='generating', unit='batch', disable=None, leave=False):  # a bar in a terminal only
-            idx = order[s:s+batch_size]
-            for i, a in zip(idx, _generate_batch(model, tok, [prompts[i] for i in idx], config)): out[i] = a
-    finally: model.train(training)
-    return out
-
-# %% ../nbs/04_eval.ipynb #a1151eba
-def render_prompts(system:System, # the system that will answer
-                   records,       # anything `ftbook.data.read_records` reads
-                  )->list:        # prompt texts, chat template included
-    "The exact text `system` sees before each answer: its template, through the tokenizer's chat template."
-    if isinstance(records, (list, tuple, pd.DataFrame)) and not len(records): raise ValueError("No records: pass at least one example.")
-    prompt_only = dataclasses.replace(system.template, completion='')  # at inference the answer's fields may be absent
-    return [prompt_text(system.template, system.tok, p) for p in _system_pairs(system, records, prompt_only)]
-
-def _system_pairs(system:System, records, template:PromptTemplate)->list:
-    "`make_pairs` for `system`; a missing field under the plain template says that the folder had no template.json."
-    try: return make_pairs(records, template)
-    except KeyError as e:
-        if system.template != PromptTemplate(): raise
-        raise KeyError(f"{e.args[0]} System '{system.name}' uses the plain template ('{{prompt}}' -> '{{completion}}') because its folder has "
-                       f"no template.json: pass the training template, `load_system(path, template=...)`, or save it there as template.json.") from None
-
-# %% ../nbs/04_eval.ipynb #7cf9622e
-@delegates(generate_texts, but=['model', 'tok', 'prompts'])
-def generate(system:System, # the system that answers
-             records,       # anything `ftbook.data.read_records` reads
-             **kwargs,      # generation settings, as for `generate_texts`
-            )->list:        # per record: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
-    "Answers of `system` to `records`, each prompt rendered exactly as in training."
-    return generate_texts(system.model, system.tok, render_prompts(system, records), **kwargs)
 
 # %% ../nbs/04_eval.ipynb #604af336
 def _mean(xs:list):
@@ -381,8 +214,6 @@ class EvalResult:
     def __repr__(self): return f"EvalResult of {self.settings.get('examples')} examples\n{self.summary.T.round(3)}"
     def _repr_html_(self): return self.summary.T.round(3).to_html()  # a row per score, a column per system: reads down
 
-def _defaults(f)->dict: return {k: p.default for k,p in inspect.signature(f).parameters.items() if p.default is not inspect.Parameter.empty}
-
 def _system_info(s:System)->dict:
     "What to record about a system: its template and which model it ran."
     m = s.model
@@ -407,26 +238,26 @@ def _run_system(s:System, records, metrics:list, source_field:str|None, gen:dict
     pairs = make_pairs(records, s.template)
     refs = [p['completion'] for p in pairs]
     sources = [str(r[source_field]) for r in records] if source_field else [p['prompt'] for p in pairs]
-    t0 = time.perf_counter(); answers = generate(s, records, **gen); seconds = time.perf_counter() - t0
+    t0 = time.perf_counter(); answers = s.generate(records, **gen); seconds = time.perf_counter() - t0
     ex = pd.DataFrame(answers).rename(columns={'text': 'output'})
     ex.insert(0, 'example', range(len(records))); ex.insert(0, 'system', s.name)
     ex['reference'], ex['source'] = refs, sources
     return pd.concat([ex, score_outputs(metrics, ex.output.tolist(), refs, sources)], axis=1), seconds
 
-@delegates(generate_texts, but=['model', 'tok', 'prompts'])
+@delegates(check_generation)
 def compare(systems:list,               # the `System`s to run on the same examples
             records,                    # held-out records (anything `ftbook.data.read_records` reads)
             metrics:list,               # `evaluate` modules, e.g. `default_metrics(...)`
             source_field:str|None=None, # record field holding the input text, for unsupported facts (default: each prompt)
             with_perplexity:bool=True,  # also compute the validation perplexity of the references
-            **kwargs,                   # generation settings, as for `generate_texts`
+            **kwargs,                   # generation settings, as for `ftbook.system.check_generation`
            )->EvalResult:               # summary, per-example outputs and scores, settings
     "Every system on the same examples: outputs, per-example scores, and a summary with prompt tokens per request."
     _check_systems(systems)
-    check_generation(**(gen := {**_defaults(generate_texts), **kwargs}))
+    gen = check_generation(**kwargs)
     if isinstance(records, (list, tuple, pd.DataFrame)) and not len(records): raise ValueError("No records: pass at least one example.")
     records = read_records(records)
-    for s in systems: _system_pairs(s, records, s.template)  # every system can render every record, before any generation
+    for s in systems: s.prompts(records); make_pairs(records, s.template)  # every system renders every record and its reference, before any generation
     if source_field and (i := next((i for i,r in enumerate(records) if source_field not in r), None)) is not None:
         raise KeyError(f"source_field={source_field!r}: {records.where(i)} has no such field (it has {sorted(records[i])}).")
     frames, rows = [], {}
@@ -563,7 +394,7 @@ def explore(systems:list,                  # the `System`s that can be shown
     _check_systems(systems); records = read_records(records)
     if result is not None and result.settings['examples'] != len(records):
         raise ValueError(f"result holds {result.settings['examples']} examples but {len(records)} records were given: pass the records it was computed on.")
-    gen = {**_defaults(generate_texts), **(result.settings['generation'] if result is not None else {}), 'batch_size': 1}
+    gen = {**check_generation(), **(result.settings['generation'] if result is not None else {}), 'batch_size': 1}
     w = _controls(len(records), gen, [s.name for s in systems])
     key = lambda name, i, t, n: (i, round(t, 3), n, name)  # what an output depends on
     cache = {key(r.system, r.example, gen['temperature'], gen['max_new_tokens']): r for _, r in result.examples.iterrows()} if result is not None else {}

@@ -27,7 +27,7 @@ __all__ = ['PACKAGED', 'DEFAULT_MODEL', 'INSTALL_CMD', 'DEFAULT_CHAT_TEMPLATE', 
            'TINY_ARCHS', 'PackagedModel', 'default_model', 'packaged_file', 'convert_gguf', 'converted_model',
            'hub_snapshot', 'check_tokenizer_files', 'check_model_folder', 'pretrained_model', 'pick_pad_token',
            'prepare_tokenizer', 'padding_side', 'load_tokenizer', 'bnb_config', 'check_architecture', 'check_bnb',
-           'load_model', 'ask', 'memory_report', 'unpack_for_training', 'plot_memory', 'estimate_memory',
+           'load_model', 'memory_report', 'unpack_for_training', 'plot_memory', 'estimate_memory',
            'saved_activation_bytes', 'llama_config', 'tiny_model', 'lora_smoke_step']
 
 # %% ../nbs/01_quant.ipynb #c0eb85d2
@@ -275,18 +275,6 @@ def load_model(name_or_path:str|None=None,    # hub id, folder or packaged name 
     model.config.pad_token_id = model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     return model, tok
-
-# %% ../nbs/01_quant.ipynb #fefaae59
-def ask(model, tok,                 # a model and its prepared tokenizer
-        prompt:str,                 # the user message
-        max_new_tokens:int=80,      # upper bound on the answer length
-        system:str|None=None,       # an optional system message
-       )->str:
-    "Greedy answer of `model` to one chat message: a quick look at a model, not the batched generation of the eval chapter."
-    msgs = ([{'role':'system','content':system}] if system else []) + [{'role':'user','content':prompt}]
-    inputs = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors='pt', return_dict=True).to(model.device)
-    with torch.no_grad(): out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    return tok.decode(out[0, inputs['input_ids'].shape[1]:], skip_special_tokens=True).strip()
 
 # %% ../nbs/01_quant.ipynb #cef641a9
 def _quantized_bytes(weight, seen:set)->int:

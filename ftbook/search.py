@@ -8,7 +8,7 @@ import importlib.util, os, random, tempfile
 from pathlib import Path
 import pandas as pd, torch
 from .core import atomic_dir, pick_device
-from .quant import ask
+from .system import System
 from .examples import CONDITIONS, Condition, follow_up_text, make_visit, duration_text, medication_text, person_text, units_text
 
 # %% auto #0
@@ -270,4 +270,4 @@ def rag_answer(llm, tok,               # a generator and its tokenizer (from `ft
     "Retrieve the `k` documents most similar to `query`, then answer `question` from them."
     ids = rank_documents(embedder, [query], docs, k)[0]
     by_id = {d['id']: d for d in docs}
-    return dict(retrieved=ids, answer=ask(llm, tok, rag_prompt(question, [by_id[i] for i in ids]), max_new_tokens))
+    return dict(retrieved=ids, answer=System('RAG', llm, tok).ask(rag_prompt(question, [by_id[i] for i in ids]), max_new_tokens=max_new_tokens))

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 import numpy as np, pandas as pd, torch, yaml
 from fastcore.basics import patch_to
-from .core import atomic_dir, machine_info, pause_point, pick_device, pick_dtype, write_atomic
+from .core import atomic_dir, machine_info, pause_point, pick_device, pick_dtype, quiet_checkpointing_rename, write_atomic
 from .quant import check_architecture, default_model, load_model, load_tokenizer, pretrained_model, unpack_for_training
 from .data import PromptTemplate, collate, make_pairs, pack_examples, split_pairs, tokenize_pairs
+from .system import System, load_system
 from transformers import TrainerCallback, set_seed
 
 # %% auto #0
@@ -549,6 +550,10 @@ class TrainResult:
     history:pd.DataFrame = field(default=None, repr=False)
 
     def summary(self)->dict: return {k: v for k,v in asdict(self).items() if k != 'history'}
+    def system(self, name:str|None=None)->System:
+        "The best adapter on its base model, loaded as it was trained (4-bit or not) and asked through the run's template."
+        model = RunConfig.load(Path(self.output_dir)/'config.yaml').model
+        return load_system(self.adapter_dir, name=name, quant=model.quant, dtype=DTYPES[model.dtype])
     def plot(self): return plot_losses(self.history, f'{Path(self.output_dir).name}: {self.ended}', self.overfitting_step)
 
 # %% ../nbs/03_train.ipynb #bb5338a9
@@ -628,8 +633,7 @@ def train(config:RunConfig,     # the run's configuration (checked first); its `
     val_rows = training_rows(val_pairs, tok, config.data.template, config.data.max_len, config.data.packing)['rows']
     monitor = monitor or TrainingMonitor()
     set_seed(config.train.seed)  # the adapters' random initialisation too, not only the Trainer's data order
-    with warnings.catch_warnings():  # transformers 5 renamed gradient checkpointing to activation checkpointing; PEFT asks by the old name
-        warnings.filterwarnings('ignore', message='.*(is_gradient_checkpointing|gradient_checkpointing_enable).*deprecated', category=FutureWarning)
+    with quiet_checkpointing_rename():
         trainer = make_trainer(add_lora(model, config.lora), tok, rows['rows'], val_rows, config, monitor, progress_bar)
         if trainer.is_world_process_zero(): config.save(Path(config.output_dir)/'config.yaml')
         pause_point('startup')
@@ -780,7 +784,7 @@ def merge_adapter(adapter_dir:str|Path,          # a run's adapter/ folder (PEFT
     base = PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path
     model, tok = load_model(base, quant=run.model.quant, dtype=dtype or DTYPES[run.model.dtype], trust_remote_code=run.model.trust_remote_code)
     if run.model.quant: model = model.dequantize()  # the 4-bit weights the adapter saw, in the compute dtype
-    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    with quiet_checkpointing_rename(): merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     with atomic_dir(dest) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True); tok.save_pretrained(tmp)
         if (adapter_dir/'template.json').exists(): write_atomic(tmp/'template.json', (adapter_dir/'template.json').read_text())

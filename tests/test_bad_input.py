@@ -27,7 +27,8 @@ import pytest, torch, yaml
 import ftbook
 from ftbook.cli import parse_overrides
 from ftbook.data import PromptTemplate, make_pairs, pair_report, prompt_text, read_records, split_pairs, tokenize_pairs
-from ftbook.eval import Rouge, System, compare, generate, generate_texts, load_system
+from ftbook.system import System, load_system
+from ftbook.eval import Rouge, compare
 from ftbook.quant import load_model, load_tokenizer, prepare_tokenizer, tiny_model
 from ftbook.train import DataSettings, LoraSettings, ModelSettings, RunConfig, train
 
@@ -232,22 +233,22 @@ CASES = [
                                                                                    if k != 'chat_template'}))/'chat_template.jinja').unlink()),
 
     # generation arguments
-    Case('generate/max-new-tokens-0', 'api', ['max_new_tokens=0', 'at least 1'], lambda d, fx: generate(fx.system, [dict(q='x')], max_new_tokens=0), error=ValueError),
+    Case('generate/max-new-tokens-0', 'api', ['max_new_tokens=0', 'at least 1'], lambda d, fx: fx.system.generate([dict(q='x')], max_new_tokens=0), error=ValueError),
     Case('generate/max-new-tokens-negative', 'api', ['max_new_tokens=-5', 'whole number of at least 1'],
-         lambda d, fx: generate(fx.system, [dict(q='x')], max_new_tokens=-5), error=ValueError),
+         lambda d, fx: fx.system.generate([dict(q='x')], max_new_tokens=-5), error=ValueError),
     Case('generate/temperature-negative', 'api', ['temperature=-0.7', 'use 0 for greedy decoding'],
-         lambda d, fx: generate(fx.system, [dict(q='x')], temperature=-0.7), error=ValueError),
+         lambda d, fx: fx.system.generate([dict(q='x')], temperature=-0.7), error=ValueError),
     Case('generate/temperature-infinite', 'api', ['temperature=inf', 'a positive number'],
-         lambda d, fx: generate(fx.system, [dict(q='x')], temperature=float('inf')), error=ValueError),
-    Case('generate/top-p-above-1', 'api', ['top_p=1.5', 'in (0, 1]'], lambda d, fx: generate(fx.system, [dict(q='x')], top_p=1.5), error=ValueError),
-    Case('generate/top-p-0', 'api', ['top_p=0', 'in (0, 1]'], lambda d, fx: generate(fx.system, [dict(q='x')], temperature=0.7, top_p=0), error=ValueError),
-    Case('generate/batch-size-0', 'api', ['batch_size=0', 'at least 1'], lambda d, fx: generate(fx.system, [dict(q='x')], batch_size=0), error=ValueError),
-    Case('generate/empty-prompt-list', 'api', ['No prompts', 'pass at least one'], lambda d, fx: generate_texts(fx.model, fx.tok, []), error=ValueError),
-    Case('generate/non-string-prompts', 'api', ['Prompts [0, 2] are empty or not text', 'prompt_text'],
-         lambda d, fx: generate_texts(fx.model, fx.tok, [17, 'hi', None]), error=ValueError),
-    Case('generate/one-string-not-a-list', 'api', ['prompts is a str', 'wrap a single prompt in a list'],
-         lambda d, fx: generate_texts(fx.model, fx.tok, 'What is 1 plus 1?'), error=TypeError),
-    Case('generate/no-records', 'api', ['No records', 'pass at least one'], lambda d, fx: generate(fx.system, []), error=ValueError),
+         lambda d, fx: fx.system.generate([dict(q='x')], temperature=float('inf')), error=ValueError),
+    Case('generate/top-p-above-1', 'api', ['top_p=1.5', 'in (0, 1]'], lambda d, fx: fx.system.generate([dict(q='x')], top_p=1.5), error=ValueError),
+    Case('generate/top-p-0', 'api', ['top_p=0', 'in (0, 1]'], lambda d, fx: fx.system.generate([dict(q='x')], temperature=0.7, top_p=0), error=ValueError),
+    Case('generate/batch-size-0', 'api', ['batch_size=0', 'at least 1'], lambda d, fx: fx.system.generate([dict(q='x')], batch_size=0), error=ValueError),
+    Case('generate/record-field-empty', 'api', ["field 'q' is empty", 'Fill it in'], lambda d, fx: fx.system.generate([dict(q='hi'), dict(q=None)]), error=ValueError),
+    Case('generate/one-string-not-a-list', 'api', ["records is the text 'What is 1 plus 1?'", 'system.ask(text)'],
+         lambda d, fx: fx.system.generate('What is 1 plus 1?'), error=TypeError),
+    Case('generate/ask-text-two-fields', 'api', ["fills ['age', 'q'] into its prompt", 'pass a record with those fields'],
+         lambda d, fx: System('two', fx.model, fx.tok, PromptTemplate('{age}: {q}', '{a}')).ask('hi'), error=ValueError),
+    Case('generate/no-records', 'api', ['No records', 'pass at least one'], lambda d, fx: fx.system.generate([]), error=ValueError),
 
     # evaluation inputs
     Case('eval/records-without-reference', 'api', ["no field ['a']", "the record has ['q']", 'Rename the column'],
@@ -256,7 +257,7 @@ CASES = [
          lambda d, fx: load_system(d/'run'/'adapter'), error=FileNotFoundError),
     Case('eval/run-folder-instead-of-adapter', 'api', ['neither a PEFT adapter folder', 'It looks like a training run: load'],
          lambda d, fx: load_system(d/'run'), prep=lambda d, fx: adapter_copy(d, fx), error=FileNotFoundError),
-    Case('eval/adapter-without-template-json', 'api', ["no field ['completion', 'prompt']", 'no template.json', 'load_system(path, template=...)'],
+    Case('eval/adapter-without-template-json', 'api', ["no field ['prompt']", 'no template.json', 'load_system(path, template=...)'],
          lambda d, fx: compare([load_system(d/'run'/'adapter', quant=None, dtype=torch.float32)], [NOTE], [Rouge()], max_new_tokens=2),
          prep=lambda d, fx: adapter_copy(d, fx), error=KeyError),
     Case('eval/adapter-weights-missing', 'api', ['no adapter_model.safetensors', 'Save the adapter again'],

@@ -2,8 +2,8 @@
 import json, shutil
 import pandas as pd, pytest, torch
 from ftbook.data import PromptTemplate
-from ftbook.eval import (EvalResult, FormatCompliance, Rouge, System, TextMetric, compare, generate, generate_texts,
-                         load_results, load_system, perplexity, render_prompts, save_results)
+from ftbook.system import System, load_system
+from ftbook.eval import EvalResult, FormatCompliance, Rouge, TextMetric, compare, load_results, perplexity, save_results
 from ftbook.quant import load_model, tiny_model
 
 T = PromptTemplate(prompt='Note: {note}', completion='{summary}', system='Summarise the clinic note in three lines.')
@@ -30,8 +30,8 @@ def tiny():
 # --- batched generation equals one-by-one generation on the real model -------------------------------------------------
 
 def one_by_one_vs_batched(system, n_new=32):
-    batched = generate(system, NOTES, max_new_tokens=n_new, batch_size=len(NOTES))
-    alone = [generate(system, [n], max_new_tokens=n_new)[0] for n in NOTES]
+    batched = system.generate(NOTES, max_new_tokens=n_new, batch_size=len(NOTES))
+    alone = [system.generate([n], max_new_tokens=n_new)[0] for n in NOTES]
     return batched, alone
 
 def test_real_model_float32_batched_equals_one_by_one():
@@ -53,7 +53,7 @@ def test_real_model_4bit_batched_differs_only_at_near_ties():
     model, tok = load_model()
     system = System('real nf4', model, tok, T)
     batched, alone = one_by_one_vs_batched(system)
-    prompts = render_prompts(system, NOTES)
+    prompts = system.prompts(NOTES)
     same = sum(b == a for b, a in zip(batched, alone))
     assert same >= len(NOTES) - 1, (batched, alone)
     for p, b, a in zip(prompts, batched, alone):
@@ -99,18 +99,12 @@ def test_load_results_of_a_folder_without_results(tmp_path):
     (dict(temperature=-1, max_new_tokens=0), ['temperature=-1', 'max_new_tokens=0']),  # every problem at once
 ])
 def test_bad_generation_settings(tiny, kwargs, words):
-    with pytest.raises(ValueError) as e: generate(tiny, NOTES[:1], **kwargs)
+    with pytest.raises(ValueError) as e: tiny.generate(NOTES[:1], **kwargs)
     assert all(w in str(e.value) for w in words), str(e.value)
-
-def test_no_prompts(tiny):
-    with pytest.raises(ValueError, match='No prompts'): generate_texts(tiny.model, tiny.tok, [])
-    with pytest.raises(ValueError, match=r'Prompts \[1\] are empty'): generate_texts(tiny.model, tiny.tok, ['hi', '  '])
-    with pytest.raises(ValueError, match='No records'): generate(tiny, [])
-    with pytest.raises(ValueError, match='No records'): compare([tiny], [], [Rouge()])
 
 def test_generation_leaves_training_mode_as_it_was(tiny):
     tiny.model.train()
-    generate(tiny, NOTES[:1], max_new_tokens=2)
+    tiny.generate(NOTES[:1], max_new_tokens=2)
     assert tiny.model.training
     tiny.model.eval()
 
@@ -122,10 +116,6 @@ def test_neither_adapter_nor_model(tmp_path):
     assert 'neither a PEFT adapter folder' in str(e.value) and 'notes.txt' in str(e.value)
     with pytest.raises(FileNotFoundError, match='does not exist'): load_system(tmp_path/'missing')
 
-def test_run_folder_points_to_its_adapter(tmp_path):
-    (tmp_path/'adapter').mkdir(); (tmp_path/'merged').mkdir()
-    with pytest.raises(FileNotFoundError, match='looks like a training run: load .*adapter or .*merged'): load_system(tmp_path)
-
 def test_adapter_without_weights_or_base(tmp_path):
     (tmp_path/'adapter_config.json').write_text(json.dumps(dict(base_model_name_or_path=str(tmp_path/'gone'))))
     with pytest.raises(FileNotFoundError, match='no adapter_model.safetensors'): load_system(tmp_path)
@@ -133,12 +123,6 @@ def test_adapter_without_weights_or_base(tmp_path):
     with pytest.raises(FileNotFoundError, match="trained on '.*gone' .*cannot be loaded"): load_system(tmp_path)
     (tmp_path/'adapter_config.json').write_text('{}')
     with pytest.raises(ValueError, match='names no base model'): load_system(tmp_path)
-
-def test_bad_template_json(tmp_path):
-    src = tiny_model('llama')
-    for f in src.iterdir(): shutil.copy(f, tmp_path)
-    (tmp_path/'template.json').write_text('{"prompt": "{note}", "answer": "{summary}"}')
-    with pytest.raises(ValueError, match='template.json is not a saved PromptTemplate'): load_system(tmp_path, quant=None)
 
 # --- comparing ---------------------------------------------------------------------------------------------------------
 
@@ -149,6 +133,7 @@ def test_compare_refuses_mismatched_systems(tiny):
     with pytest.raises(ValueError, match='other references'): compare([tiny, other], NOTES, [Rouge()], max_new_tokens=2)
     with pytest.raises(KeyError, match="source_field='text'.*record 0"): compare([tiny], NOTES, [Rouge()], source_field='text')
     with pytest.raises(ValueError, match='list of `System`s'): compare(tiny, NOTES, [Rouge()])
+    with pytest.raises(ValueError, match='No records'): compare([tiny], [], [Rouge()])
 
 def test_metric_errors():
     with pytest.raises(ValueError, match='required section headers'): FormatCompliance([])
@@ -168,5 +153,5 @@ def test_adapter_saved_like_a_training_run(tmp_path):
     (tmp_path/'run'/'adapter'/'template.json').write_text(json.dumps(T.to_dict()))
     s = load_system(tmp_path/'run'/'adapter')
     assert s.name == 'run/adapter' and s.template == T and s.tok.pad_token == tok.pad_token
-    out = generate(s, NOTES[:2], max_new_tokens=3)
+    out = s.generate(NOTES[:2], max_new_tokens=3)
     assert len(out) == 2 and all(1 <= o['new_tokens'] <= 3 for o in out)

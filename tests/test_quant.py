@@ -5,14 +5,15 @@ import pytest, torch
 from safetensors.torch import save_file
 from transformers import BertConfig
 from ftbook.quant import (INSTALL_CMD, PackagedModel, load_model, lora_smoke_step, memory_report, packaged_file,
-                          pretrained_model, tiny_model, ask)
+                          pretrained_model, tiny_model)
+from ftbook.system import System
 
 def test_real_model_loads_generates_and_trains():
     "SmolLM2-135M-Instruct in 4 bits: it answers, its 4-bit layers cost ~4.127 bits, and a LoRA step reaches every adapter after generating."
     model, tok = load_model()
     q = memory_report(model).loc['4-bit (NF4)']
     assert abs(q.bits_per_param - 4.127) < 0.05 and q.bytes/q.bf16_bytes <= 0.27
-    answer = ask(model, tok, 'Name one organ of the human body.', max_new_tokens=20)
+    answer = System('real', model, tok).ask('Name one organ of the human body.', max_new_tokens=20)
     assert len(answer.split()) >= 1 and answer.isprintable()
     step = lora_smoke_step(model, tok)  # after generating: the CPU repacking must have been undone
     assert step['lora_B'] == 30*7 and step['lora_B_with_grad'] == step['lora_B'] and 0 < step['loss'] < 20

@@ -150,7 +150,7 @@ WEIGHTS_ONLY_SCRIPT = """
 import json, sys
 from pathlib import Path
 from ftbook.train import RunConfig, TrainingMonitor, train, merge_adapter
-from ftbook.eval import load_system
+from ftbook.system import load_system
 cfg = RunConfig.load(sys.argv[1])
 mon = TrainingMonitor()
 mon.listeners.append(lambda snap: snap['step'] >= 2 and mon.stop())
@@ -209,7 +209,7 @@ REMOTE_SCRIPT = """
 import json, sys
 from ftbook.quant import load_model, load_tokenizer
 from ftbook.train import linear_layer_names
-from ftbook.eval import load_system
+from ftbook.system import load_system
 path, trust = sys.argv[1], sys.argv[2] == 'trust'
 out = {}
 for name, f in [('linear_layer_names', lambda: linear_layer_names(path, trust)), ('load_tokenizer', lambda: load_tokenizer(path, trust_remote_code=trust)),

@@ -118,14 +118,13 @@ def test_early_stopping_ends_a_run_built_to_overfit(tmp_path):
 def test_inference_prompt_is_the_training_prompt(tmp_path):
     "The adapter folder carries the template and the tokenizer: the evaluation renders exactly the tokens training saw before each answer."
     from ftbook.data import prompt_text, tokenize_pairs
-    from ftbook.eval import load_system, render_prompts
     template = PromptTemplate('{q}', '{a}', system='Answer in one sentence.')
     train_records = [dict(q=f'What is {i} plus {i}?', a=f'{2*i}.') for i in range(12)]
     cfg = tiny_config(tmp_path/'run', **{'train.max_steps': 2, 'train.eval_every': 1})
     res = train(replace(cfg, data=replace(cfg.data, template=template)), train_records[:8], train_records[8:], progress_bar=False)
-    system = load_system(res.adapter_dir)
+    system = res.system()
     records = [dict(q=f'What is {i} plus {i}?', a=f'{2*i}.') for i in range(3)]
-    prompts = render_prompts(system, records)
+    prompts = system.prompts(records)
     _, tok = load_model(tiny_model('llama'))
     assert system.template == template and prompts == [prompt_text(template, tok, p) for p in make_pairs(records, template)]
     example = tokenize_pairs(make_pairs(records, template), tok, template)['examples'][0]
