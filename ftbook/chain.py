@@ -13,8 +13,10 @@ from .examples import NUMBER_WORDS, parse_summary
 from .clinic import medication_facts
 from .products import mentions
 
+_all_ = ['Step', 'run_chain', 'chain_report']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['INSTRUCTIONS_TEMPLATE', 'Step', 'run_chain', 'interval_forms', 'instructions_check', 'chain_report']
+__all__ = ['Step', 'run_chain', 'chain_report']
 
 # %% ../nbs/14_chain.ipynb #1d1e1b58
 @dataclass

@@ -8,9 +8,10 @@ import pandas as pd
 import dataclasses
 from .data import PromptTemplate, escape_braces, fill
 
+_all_ = ['few_shot_template']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['EXTRACT_INSTRUCTION', 'EXTRACT_TEMPLATE', 'NAME_INSTRUCTION', 'NAME_TEMPLATE', 'UPKEEP', 'few_shot_template',
-           'extraction_records', 'decision_table']
+__all__ = ['few_shot_template']
 
 # %% ../nbs/12_when_not_to_fine_tune.ipynb #6a0a313a
 def few_shot_template(instruction:str,        # what to do, and the rules of the output

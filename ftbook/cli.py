@@ -9,8 +9,10 @@ from pathlib import Path
 import yaml
 from .train import ConfigError, RunConfig, SaveLossPlot, TrainingMonitor, train
 
+_all_ = ['main']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['parse_overrides', 'cmd_train', 'cmd_eval', 'cmd_demo', 'parser', 'main']
+__all__ = ['main']
 
 # %% ../nbs/90_cli.ipynb #cfc6f56f
 def parse_overrides(items:list, # 'section.setting=value' strings, values in YAML syntax

@@ -15,11 +15,10 @@ from .system import System, load_system
 from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, compare, plot_comparison, save_results
 from .examples import SECTIONS, STYLES, clinic_facts, clinic_notes, clinic_split, format_problems, held_out_notes
 
+_all_ = ['SHORT_TEMPLATE', 'worked_example', 'worked_example_config', 'clinic_metrics', 'clinic_systems']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['SHORT_TEMPLATE', 'FORMAT_RULES', 'BASE_NAME', 'TUNED_NAME', 'CHART_METRICS', 'worked_example_data',
-           'detailed_template', 'clinic_checks', 'medication_facts', 'clinic_metrics', 'worked_example_config',
-           'clinic_systems', 'evaluate_clinic', 'model_note', 'report_table', 'write_report', 'worked_example',
-           'evaluate_adapter']
+__all__ = ['worked_example_config', 'worked_example', 'SHORT_TEMPLATE', 'clinic_metrics', 'clinic_systems']
 
 # %% ../nbs/10_medical_summaries.ipynb #abc48c3d
 def worked_example_data(n_train:int=400,                   # training notes

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch
 
+_all_ = []  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['cpu_has_bf16', 'pick_device', 'pick_dtype', 'machine_info', 'cache_dir', 'atomic_dir', 'write_atomic', 'file_lock',
-           'param_table', 'doc_renderer']
+__all__ = []
 
 # %% ../nbs/00_core.ipynb #f6315bf4
 def cpu_has_bf16()->bool:
@@ -104,7 +105,6 @@ def write_atomic(path:str|Path,   # the file to write
     os.replace(tmp, path)
     return path
 
-
 # %% ../nbs/00_core.ipynb #f83800a7
 @contextmanager
 def file_lock(path:str|Path, # the lock file (created if needed)
@@ -115,7 +115,6 @@ def file_lock(path:str|Path, # the lock file (created if needed)
         fcntl.flock(f, fcntl.LOCK_EX)
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
-
 
 # %% ../nbs/00_core.ipynb #a5d2ad3d
 def pause_point(name:str, # the point, e.g. 'checkpoint-written:4' (what, and at which step)

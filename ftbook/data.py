@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch
 
+_all_ = ['PromptTemplate', 'read_records', 'make_pairs', 'pair_report', 'split_pairs', 'browse_pairs']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['CHECKS', 'Records', 'read_records', 'PromptTemplate', 'fill', 'escape_braces', 'make_pairs', 'prompt_text',
-           'tokenize_pairs', 'normalize', 'near_duplicate_groups', 'has_bad_characters', 'PairReport', 'pair_report',
-           'split_pairs', 'pack_examples', 'collate', 'pair_html', 'browse_pairs']
+__all__ = ['read_records', 'PromptTemplate', 'make_pairs', 'pair_report', 'split_pairs', 'browse_pairs']
 
 # %% ../nbs/02_data.ipynb #ce03c1d5
 class Records(list):
@@ -221,7 +221,7 @@ CHECKS = {
     'near_duplicates': 'pairs that differ only in case, spacing or a few words over-weight one example just like exact duplicates',
     'conflicts': 'the same prompt with different completions teaches the model to hedge between them (or to pick one at random)',
     'overlong': 'longer than the context length: dropped, because truncation would teach answers cut off without an EOS',
-    'short_completions': 'a completion of a word or two is usually a data error, and teaches terse answers',
+    'short_completions': 'a completion of a word or two, where the others are long, is usually a data error, and teaches terse answers',
     'bad_characters': 'control characters, replacement characters (U+FFFD) or mojibake such as "Ã©" come from broken encodings and are learned verbatim',
     'leakage': 'a validation prompt that also appears in training makes validation loss measure memory, not generalisation',
 }
@@ -292,13 +292,14 @@ def _groups(keys:list)->list:
 
 @dataclass
 class PairReport:
-    "Findings (check -> indices, or groups of indices) and token lengths of a set of pairs."
+    "Findings (check -> indices, or groups of indices) and token lengths of a set of pairs (None when no tokenizer was given)."
     findings:dict
-    prompt_len:np.ndarray
-    completion_len:np.ndarray
+    prompt_len:np.ndarray|None
+    completion_len:np.ndarray|None
     max_len:int
     leaked_val:list = field(default_factory=list)  # validation indices whose prompt is in training
     reasons:dict = field(default_factory=lambda: dict(CHECKS))  # check -> why it matters (task checks included)
+    n_pairs:int = 0                                             # how many pairs were checked
 
     def indices(self, check:str)->list:
         "Every pair index that `check` flagged."
@@ -310,7 +311,8 @@ class PairReport:
 
     @property
     def tokens_per_epoch(self)->dict:
-        "Tokens one epoch processes (examples within `max_len`), and how many of them carry loss."
+        "Tokens one epoch processes (examples within `max_len`), and how many of them carry loss; None without a tokenizer."
+        if self.prompt_len is None: return None
         keep = (self.prompt_len + self.completion_len) <= self.max_len
         return dict(total=int((self.prompt_len + self.completion_len)[keep].sum()), loss=int(self.completion_len[keep].sum()))
 
@@ -325,20 +327,29 @@ def table(self:PairReport)->pd.DataFrame:
 @patch
 def _repr_html_(self:PairReport):
     t = self.tokens_per_epoch
-    return (f'<p>{len(self.prompt_len)} pairs; one epoch: {t["total"]:,} tokens, {t["loss"]:,} of them carrying loss</p>'
-            + self.table().to_html())
+    head = (f'one epoch: {t["total"]:,} tokens, {t["loss"]:,} of them carrying loss' if t else
+            'no tokenizer given: pass `tok` for token counts and the check against max_len')
+    return f'<p>{self.n_pairs} pairs; {head}</p>' + self.table().to_html()
 
 # %% ../nbs/02_data.ipynb #b2607f74
-def pair_report(pairs:list,                  # from `make_pairs`
-                tok,                         # the prepared tokenizer
-                template:PromptTemplate,     # the template the pairs came from
-                max_len:int=1024,            # context length used in training
-                val:list|None=None,          # validation pairs, for the leakage check
-                min_completion_tokens:int=4, # completions shorter than this are flagged
-                task_checks:dict|None=None,  # name -> (why it matters, function(pair) -> True when the pair is wrong)
+def _short(lengths:np.ndarray, # completion lengths (tokens, or words without a tokenizer)
+           floor:int,          # the absolute floor: completions shorter than this may be errors
+          )->list:             # indices of the completions short for this data set
+    "Completions under `floor` that are also under half the data set's median: one-word answers are flagged only where answers are long."
+    limit = min(floor, float(np.median(lengths)) / 2) if len(lengths) else 0
+    return [i for i,n in enumerate(lengths) if n < limit]
+
+def pair_report(pairs:list,                     # from `make_pairs`
+                tok=None,                       # a prepared tokenizer: adds token counts and the check against `max_len`
+                template:PromptTemplate|None=None, # the template the pairs came from (its system prompt and examples count in tokens)
+                max_len:int=1024,               # context length used in training
+                val:list|None=None,             # validation pairs, for the leakage check
+                min_completion_tokens:int=4,    # completions shorter than this (and than half the median) are flagged
+                task_checks:dict|None=None,     # name -> (why it matters, function(pair) -> True when the pair is wrong)
                )->PairReport:
-    "Run every check of `CHECKS` on `pairs`, listing the indices each one flags."
-    tk = tokenize_pairs(pairs, tok, template, max_len=max_len)
+    "Run every check of `CHECKS` on `pairs`, listing the indices each one flags; the token checks need `tok`."
+    _check_pairs(pairs)
+    tk = tokenize_pairs(pairs, tok, template or PromptTemplate(), max_len=max_len) if tok is not None else None
     prompts, completions = [p['prompt'] for p in pairs], [p['completion'] for p in pairs]
     exact = _groups([(p['prompt'].strip(), p['completion'].strip()) for p in pairs])
     exact_set = {tuple(g) for g in exact}
@@ -346,22 +357,25 @@ def pair_report(pairs:list,                  # from `make_pairs`
     conflicts = [g for g in _groups([normalize(p) for p in prompts]) if len({normalize(completions[i]) for i in g}) > 1]
     val_prompts = defaultdict(list)
     for j,v in enumerate(val or []): val_prompts[normalize(v['prompt'])].append(j)
+    lengths = tk['completion_len'] - 1 if tk else np.array([len(c.split()) for c in completions])  # tokens without EOS, or words
     findings = dict(
         empty=[i for i,p in enumerate(pairs) if not p['prompt'].strip() or not p['completion'].strip()],
-        exact_duplicates=exact, near_duplicates=near, conflicts=conflicts, overlong=tk['dropped'],
-        short_completions=[i for i,n in enumerate(tk['completion_len']) if n - 1 < min_completion_tokens and completions[i].strip()],
+        exact_duplicates=exact, near_duplicates=near, conflicts=conflicts, **(dict(overlong=tk['dropped']) if tk else {}),
+        short_completions=[i for i in _short(lengths, min_completion_tokens) if completions[i].strip()],
         bad_characters=[i for i,(p,c) in enumerate(zip(prompts, completions)) if has_bad_characters(p) or has_bad_characters(c)],
         leakage=[i for i,p in enumerate(prompts) if normalize(p) in val_prompts])
     leaked = sorted(j for p in prompts for j in val_prompts.get(normalize(p), []))
     task_checks = task_checks or {}
     findings.update({name: [i for i,p in enumerate(pairs) if bad(p)] for name, (why, bad) in task_checks.items()})
-    return PairReport(findings, tk['prompt_len'], tk['completion_len'], max_len, sorted(set(leaked)),
-                      {**CHECKS, **{name: why for name, (why, _) in task_checks.items()}})
+    return PairReport(findings, tk['prompt_len'] if tk else None, tk['completion_len'] if tk else None, max_len, sorted(set(leaked)),
+                      {**CHECKS, **{name: why for name, (why, _) in task_checks.items()}}, len(pairs))
+
 
 # %% ../nbs/02_data.ipynb #67d69168
 @patch
 def plot(self:PairReport, bins:int=30):
     "Histogram of prompt, completion and total tokens per pair, with the context length marked."
+    if self.prompt_len is None: raise ValueError("This report has no token counts: make it with the tokenizer, `pair_report(pairs, tok, template)`.")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 3))
     total = self.prompt_len + self.completion_len

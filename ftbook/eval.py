@@ -15,10 +15,11 @@ from .data import PromptTemplate, collate, make_pairs, normalize, prompt_text, r
 from .quant import load_model, padding_side
 from .system import System, check_generation
 
+_all_ = ['compare', 'plot_comparison', 'save_results', 'load_results', 'explore', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'fact_extractor']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['UNITS', 'QUALITY', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'fact_extractor', 'FactRecall',
-           'metric_script', 'default_metrics', 'perplexity', 'score_outputs', 'EvalResult', 'compare',
-           'plot_comparison', 'save_results', 'load_results', 'diff_html', 'explore_html', 'explore']
+__all__ = ['TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'default_metrics', 'compare', 'save_results',
+           'load_results', 'explore', 'plot_comparison', 'fact_extractor']
 
 # %% ../nbs/04_eval.ipynb #604af336
 def _mean(xs:list):

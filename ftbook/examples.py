@@ -8,14 +8,10 @@ import random, re, string
 from dataclasses import dataclass, field
 from .data import normalize, PromptTemplate
 
+_all_ = ['clinic_notes', 'held_out_notes']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['SECTIONS', 'FREQUENCIES', 'ROUTES', 'DRUG_ABBREVIATIONS', 'CONDITIONS', 'SIDE', 'SPECIALTIES', 'NORMAL', 'CHILD',
-           'VITAL_WORDS', 'STYLES', 'NUMBER_WORDS', 'ALLERGIES', 'WRITERS', 'DRUG_SYNONYMS', 'CORRUPTIONS', 'HELD_OUT',
-           'CLINIC_SYSTEM', 'parse_summary', 'format_problems', 'parse_med', 'dose_for', 'Condition', 'add_condition',
-           'vital_signs', 'make_visit', 'units_text', 'dose_text', 'med_text', 'follow_up_text', 'summarize',
-           'person_text', 'medication_text', 'duration_text', 'terse_note', 'soap_note', 'narrative_note',
-           'normalize_dose', 'clinic_facts', 'clinic_record', 'corrupt_summary', 'clinic_notes', 'clinic_template',
-           'held_out_notes', 'clinic_split']
+__all__ = ['clinic_notes', 'held_out_notes']
 
 # %% ../nbs/05_examples.ipynb #e925c2f4
 SECTIONS = ('Patient:', 'Chief complaint:', 'Key findings:', 'Assessment:', 'Plan:', 'Medications:', 'Follow-up:')

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from .data import PromptTemplate, escape_braces
 from .eval import Rouge, TextMetric
 
+_all_ = ['product_records', 'product_metrics']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['BRAND', 'CATEGORIES', 'FORBIDDEN', 'WORDS', 'SHORT_PRODUCT_TEMPLATE', 'STYLE_GUIDE', 'Category', 'specs_text',
-           'product_record', 'product_records', 'spec_values', 'mentions', 'AttributeCoverage', 'HouseStyle',
-           'product_metrics', 'style_guide_template', 'product_data']
+__all__ = ['product_records', 'product_metrics']
 
 # %% ../nbs/11_products.ipynb #22b53d31
 BRAND = 'Northwind'

@@ -21,14 +21,10 @@ def _import_bitsandbytes():
 
 _import_bitsandbytes()  # before transformers, which imports it too
 
+_all_ = ['default_model', 'load_model', 'load_tokenizer', 'memory_report', 'plot_memory', 'estimate_memory']  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['PACKAGED', 'DEFAULT_MODEL', 'INSTALL_CMD', 'DEFAULT_CHAT_TEMPLATE', 'NF4_BITS', 'OPTIMIZER_BYTES', 'LARGE_MODELS',
-           'TINY_ARCHS', 'PackagedModel', 'default_model', 'packaged_file', 'convert_gguf', 'converted_model',
-           'hub_snapshot', 'check_tokenizer_files', 'check_model_folder', 'pretrained_model', 'pick_pad_token',
-           'prepare_tokenizer', 'padding_side', 'load_tokenizer', 'bnb_config', 'check_architecture', 'check_bnb',
-           'load_model', 'memory_report', 'unpack_for_training', 'plot_memory', 'estimate_memory',
-           'saved_activation_bytes', 'llama_config', 'tiny_model', 'lora_smoke_step']
+__all__ = ['default_model', 'load_tokenizer', 'load_model', 'memory_report', 'plot_memory', 'estimate_memory']
 
 # %% ../nbs/01_quant.ipynb #c0eb85d2
 @dataclass(frozen=True)
@@ -410,47 +406,3 @@ LARGE_MODELS = {  # sizes from the published config.json files
     'Llama-2-13B': llama_config(5120, 13824, 40, 40, 40, 32000),
     'Llama-2-70B': llama_config(8192, 28672, 80, 64, 8, 32000),
     'LLaMA-65B':   llama_config(8192, 22016, 80, 64, 64, 32000)}
-
-# %% ../nbs/01_quant.ipynb #f369f7c0
-def _tiny_config(arch:str, vocab:int, bos:int, eos:int):
-    "A two-layer config of `arch` with 64 hidden units."
-    import transformers as tf
-    common = dict(vocab_size=vocab, bos_token_id=bos, eos_token_id=eos, pad_token_id=None)
-    llama_like = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=2048, **common)
-    configs = dict(llama=lambda: tf.LlamaConfig(tie_word_embeddings=True, **llama_like),
-                   qwen2=lambda: tf.Qwen2Config(tie_word_embeddings=True, **llama_like),
-                   mistral=lambda: tf.MistralConfig(tie_word_embeddings=False, sliding_window=None, **llama_like),
-                   gpt2=lambda: tf.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=2048, **common))
-    if arch not in configs: raise ValueError(f"No tiny model for '{arch}'; choose one of {list(configs)}.")
-    return configs[arch]()
-
-TINY_ARCHS = ('llama', 'qwen2', 'mistral', 'gpt2')
-
-# %% ../nbs/01_quant.ipynb #291f2740
-def tiny_model(arch:str='llama', # one of `TINY_ARCHS`
-               seed:int=0,       # same seed, same weights
-              )->Path:           # a model folder, usable wherever a model name is
-    "A cached two-layer model of `arch` with random weights and the real SmolLM2 tokenizer, built in seconds."
-    from transformers import AutoModelForCausalLM
-    dest = cache_dir('tiny', f'{arch}-{seed}')
-    if (dest/'config.json').exists(): return dest
-    tok = load_tokenizer(pretrained_model(DEFAULT_MODEL, source='package'))
-    config = _tiny_config(arch, len(tok), tok.bos_token_id, tok.eos_token_id)
-    with file_lock(cache_dir('tiny', f'.{arch}-{seed}.lock')), atomic_dir(dest, replace=False) as tmp:
-        torch.manual_seed(seed)
-        AutoModelForCausalLM.from_config(config).save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-    return dest
-
-# %% ../nbs/01_quant.ipynb #e55c10d8
-def lora_smoke_step(model, tok, r:int=8)->dict:
-    "One LoRA forward and backward step on `model`: the loss and the number of adapter tensors that got a gradient."
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    unpack_for_training(model)
-    m = get_peft_model(prepare_model_for_kbit_training(model), LoraConfig(r=r, lora_alpha=2*r, target_modules='all-linear', task_type='CAUSAL_LM'))
-    batch = tok(['The patient was seen today.', 'Plan: follow up in 2 weeks.'], return_tensors='pt', padding=True).to(model.device)
-    out = m(**batch, labels=batch['input_ids'].masked_fill(batch['attention_mask']==0, -100))
-    out.loss.backward()
-    b = [p for n,p in m.named_parameters() if 'lora_B' in n]
-    return dict(loss=out.loss.item(), lora_B=len(b), lora_B_with_grad=sum(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in b))

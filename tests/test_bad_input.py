@@ -29,7 +29,8 @@ from ftbook.cli import parse_overrides
 from ftbook.data import PromptTemplate, make_pairs, pair_report, prompt_text, read_records, split_pairs, tokenize_pairs
 from ftbook.system import System, load_system
 from ftbook.eval import Rouge, compare
-from ftbook.quant import load_model, load_tokenizer, prepare_tokenizer, tiny_model
+from ftbook.quant import load_model, load_tokenizer, prepare_tokenizer
+from ftbook.testing import tiny_model
 from ftbook.train import DataSettings, LoraSettings, ModelSettings, RunConfig, train
 
 PKG = Path(ftbook.__file__).parent

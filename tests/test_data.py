@@ -3,7 +3,8 @@ import json
 from pathlib import Path
 import pandas as pd, pytest
 from ftbook.data import PromptTemplate, make_pairs, read_records, split_pairs, tokenize_pairs
-from ftbook.quant import load_tokenizer, tiny_model
+from ftbook.quant import load_tokenizer
+from ftbook.testing import tiny_model
 
 T = PromptTemplate('Specs: {specs}', '{description}')
 GOOD = dict(specs='steel; 350 ml', description='A 350 ml steel mug.')

@@ -4,7 +4,8 @@ import pandas as pd, pytest, torch
 from ftbook.data import PromptTemplate
 from ftbook.system import System, load_system
 from ftbook.eval import EvalResult, FormatCompliance, Rouge, TextMetric, compare, load_results, perplexity, save_results
-from ftbook.quant import load_model, tiny_model
+from ftbook.quant import load_model
+from ftbook.testing import tiny_model
 
 T = PromptTemplate(prompt='Note: {note}', completion='{summary}', system='Summarise the clinic note in three lines.')
 NOTES = [dict(note='Cough.', summary='Patient: adult\nProblem: cough\nPlan: rest'),

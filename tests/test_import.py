@@ -41,3 +41,20 @@ def test_the_probe_sees_each_kind_of_change(tmp_path):
                                        "get_ipython().display_formatter.formatters['image/png'].for_type(Figure, lambda f: b'')\n")
     res = probe(tmp_path, 'meddler')
     assert set(res['changed']) == {'filters', 'formatters'} and res['levels'] == {'bitsandbytes': 40}, res
+
+def test_public_api_is_small_and_documented():
+    "At most 60 names across the package are public (`__all__`), each function and class with a docstring; the rest is for ftbook's own use."
+    import importlib, pkgutil, ftbook
+    mods = [importlib.import_module(f'ftbook.{m.name}') for m in pkgutil.iter_modules(ftbook.__path__) if not m.name.startswith('_')]
+    public = {f'{m.__name__}.{n}': getattr(m, n) for m in mods for n in m.__all__}
+    assert len(public) <= 60, (len(public), sorted(public))
+    undocumented = [name for name, obj in public.items() if callable(obj) and not (obj.__doc__ or '').strip()]
+    assert not undocumented, undocumented
+
+def test_no_module_imports_a_private_name_of_another():
+    import ast, ftbook
+    from pathlib import Path
+    bad = [f'{f.name}: from {node.module} import {a.name}' for f in Path(ftbook.__file__).parent.glob('*.py') if f.name != '_modidx.py'
+           for node in ast.walk(ast.parse(f.read_text())) if isinstance(node, ast.ImportFrom) and (node.level or 'ftbook' in (node.module or ''))
+           for a in node.names if a.name.startswith('_')]
+    assert not bad, bad

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest, torch
 from safetensors.torch import save_file
 from transformers import BertConfig
-from ftbook.quant import (INSTALL_CMD, PackagedModel, load_model, lora_smoke_step, memory_report, packaged_file,
-                          pretrained_model, tiny_model)
+from ftbook.quant import INSTALL_CMD, PackagedModel, load_model, memory_report, packaged_file, pretrained_model
+from ftbook.testing import lora_smoke_step, tiny_model
 from ftbook.system import System
 
 def test_real_model_loads_generates_and_trains():

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd, pytest, torch, yaml
 import ftbook
 from ftbook.data import PromptTemplate
-from ftbook.quant import tiny_model
+from ftbook.testing import tiny_model
 from ftbook.train import COMPLETE, ConfigError, DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings, complete_checkpoints
 
 BIN, PKG = Path(sys.executable).parent, Path(ftbook.__file__).parent

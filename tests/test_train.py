@@ -4,7 +4,8 @@ from pathlib import Path
 from dataclasses import replace
 import pandas as pd, pytest, yaml
 from ftbook.data import PromptTemplate, make_pairs
-from ftbook.quant import load_model, tiny_model
+from ftbook.quant import load_model
+from ftbook.testing import tiny_model
 from ftbook.cli import main
 from ftbook.train import DataSettings, ModelSettings, RunConfig, TrainSettings, complete_checkpoints, train
 
