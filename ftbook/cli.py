@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse, json, os, sys
 from pathlib import Path
 import yaml
-from .train import ConfigError, RunConfig, SaveLossPlot, TrainingMonitor, train
+from .train import SaveLossPlot, TrainingMonitor, train
+from .config import ConfigError, RunConfig
 
 _all_ = ['main']  # what a user calls; the rest is exported for the package's own use
 

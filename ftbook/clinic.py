@@ -10,7 +10,9 @@ import numpy as np, pandas as pd, torch
 from .core import machine_info, write_atomic
 from .quant import default_model, load_model, pretrained_model
 from .data import PromptTemplate, escape_braces, make_pairs, pair_report, prompt_text
-from .train import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings, BackgroundRun, plot_losses, train, figure_png
+from .train import plot_losses, train, figure_png
+from .dashboard import BackgroundRun
+from .config import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings
 from .system import System, load_system
 from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, compare, plot_comparison, save_results
 from .examples import SECTIONS, STYLES, clinic_facts, clinic_notes, clinic_split, format_problems, held_out_notes

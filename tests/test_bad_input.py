@@ -31,7 +31,8 @@ from ftbook.system import System, load_system
 from ftbook.eval import Rouge, compare
 from ftbook.quant import load_model, load_tokenizer, prepare_tokenizer
 from ftbook.testing import tiny_model
-from ftbook.train import DataSettings, LoraSettings, ModelSettings, RunConfig, train
+from ftbook.train import train
+from ftbook.config import DataSettings, LoraSettings, ModelSettings, RunConfig
 
 PKG = Path(ftbook.__file__).parent
 FTBOOK = Path(sys.executable).parent/'ftbook'

@@ -6,7 +6,8 @@ import pandas as pd, pytest, torch, yaml
 import ftbook
 from ftbook.data import PromptTemplate
 from ftbook.testing import tiny_model
-from ftbook.train import COMPLETE, ConfigError, DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings, complete_checkpoints
+from ftbook.train import COMPLETE, complete_checkpoints
+from ftbook.config import ConfigError, DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings
 
 BIN, PKG = Path(sys.executable).parent, Path(ftbook.__file__).parent
 STEPS, SAVE_EVERY = 16, 2
@@ -149,7 +150,8 @@ def test_no_pickle_loading_and_no_remote_code_by_default_in_the_source():
 WEIGHTS_ONLY_SCRIPT = """
 import json, sys
 from pathlib import Path
-from ftbook.train import RunConfig, TrainingMonitor, train, merge_adapter
+from ftbook.train import TrainingMonitor, train, merge_adapter
+from ftbook.config import RunConfig
 from ftbook.system import load_system
 cfg = RunConfig.load(sys.argv[1])
 mon = TrainingMonitor()

@@ -7,7 +7,8 @@ from ftbook.data import PromptTemplate, make_pairs
 from ftbook.quant import load_model
 from ftbook.testing import tiny_model
 from ftbook.cli import main
-from ftbook.train import DataSettings, ModelSettings, RunConfig, TrainSettings, complete_checkpoints, train
+from ftbook.train import complete_checkpoints, train
+from ftbook.config import DataSettings, ModelSettings, RunConfig, TrainSettings
 
 BIN = Path(sys.executable).parent
 
