@@ -1,7 +1,21 @@
-"Fixtures shared by the files in tests/."
-import os, signal, subprocess, time
+"Fixtures and helpers shared by the files in tests/ (imported as `from conftest import ...`)."
+import json, os, signal, subprocess, time
 from pathlib import Path
 import pytest
+
+ARITHMETIC = [dict(q=f'What is {i} plus {i}?', a=f'{i} plus {i} is {2*i}.') for i in range(48)]
+
+def write_run_config(d:Path, r:int=8, **train)->Path:
+    "`d/config.yaml` for a tiny-model QLoRA run over the 48 ARITHMETIC records in `d/records.jsonl`, validated and checkpointed every 2 steps, into `d/run`."
+    from ftbook.config import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings
+    from ftbook.data import PromptTemplate
+    from ftbook.testing import tiny_model
+    (d/'records.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in ARITHMETIC))
+    settings = dict(epochs=2, batch_size=4, eval_every=2, log_every=1, patience=None, gradient_checkpointing=False)
+    cfg = RunConfig(output_dir=str(d/'run'), model=ModelSettings(name=str(tiny_model('llama'))), lora=LoraSettings(r=r),
+                    data=DataSettings(path=str(d/'records.jsonl'), template=PromptTemplate('{q}', '{a}'), max_len=64),
+                    train=TrainSettings(**{**settings, **train}))
+    return cfg.save(d/'config.yaml')
 
 def _kill_at(cmd:list, point:str, tmp:Path, log:Path|None=None, env:dict|None=None, timeout:float=600):
     """Run `cmd` (in its own process group) until it stops at the named `point` (`ftbook.core.pause_point`), then SIGKILL the group.
