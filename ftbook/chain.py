@@ -11,7 +11,7 @@ from .data import PromptTemplate
 from .system import System
 from .examples import NUMBER_WORDS, parse_summary
 from .clinic import medication_facts
-from .products import mentions
+from .eval import mentions
 
 _all_ = ['Step', 'run_chain', 'chain_report']  # what a user calls; the rest is exported for the package's own use
 

@@ -8,29 +8,10 @@ import pandas as pd
 import dataclasses
 from .data import PromptTemplate, escape_braces, fill
 
-_all_ = ['few_shot_template']  # what a user calls; the rest is exported for the package's own use
+_all_ = []  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['few_shot_template']
-
-# %% ../nbs/12_when_not_to_fine_tune.ipynb #6a0a313a
-def few_shot_template(instruction:str,        # what to do, and the rules of the output
-                      examples:list=(),       # solved records shown before the input (none: zero-shot)
-                      input_field:str='note', # the record field the model reads
-                      output_field:str='summary', # the record field it must write
-                      system:str|None=None,   # an optional system message
-                      as_turns:bool=True,     # examples as earlier chat turns; False: pasted into the one message
-                     )->PromptTemplate:
-    "A prompt with an instruction and the input after `len(examples)` solved examples: zero-shot with none, few-shot with some."
-    missing = [f for e in examples for f in (input_field, output_field) if f not in e]
-    if missing: raise KeyError(f"An example has no field {missing[0]!r}: each example needs {input_field!r} and {output_field!r}.")
-    completion = f'{{{output_field}}}'
-    if as_turns or not examples:
-        single = PromptTemplate(f"{escape_braces(instruction)}\n\n{{{input_field}}}", completion, system)
-        turns = [(p['prompt'], p['completion']) for p in (fill(single, e) for e in examples)]  # each example asked as the input will be
-        return dataclasses.replace(single, examples=turns)
-    shots = ''.join(f"Example {i}\nInput:\n{escape_braces(e[input_field])}\nOutput:\n{escape_braces(e[output_field])}\n\n" for i, e in enumerate(examples, 1))
-    return PromptTemplate(f"{escape_braces(instruction)}\n\n{shots}Input:\n{{{input_field}}}\nOutput:", completion, system)
+__all__ = []
 
 # %% ../nbs/12_when_not_to_fine_tune.ipynb #0d1c0727
 EXTRACT_INSTRUCTION = ("Read the clinic note and write the patient's age and sex as '<age>-year-old <sex>', where <sex> is male or female, "

@@ -4,17 +4,17 @@
 
 # %% ../nbs/02_data.ipynb #4bb4b7a0
 from __future__ import annotations
-import csv, functools, html, io, json, math, random, re, string, unicodedata
+import csv, dataclasses, functools, html, io, json, math, random, re, string, unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch
 
-_all_ = ['PromptTemplate', 'read_records', 'make_pairs', 'pair_report', 'split_pairs', 'browse_pairs']  # what a user calls; the rest is exported for the package's own use
+_all_ = ['PromptTemplate', 'read_records', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['read_records', 'PromptTemplate', 'make_pairs', 'pair_report', 'split_pairs', 'browse_pairs']
+__all__ = ['read_records', 'PromptTemplate', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']
 
 # %% ../nbs/02_data.ipynb #ce03c1d5
 class Records(list):
@@ -184,6 +184,25 @@ def prompt_text(template:PromptTemplate, # the training template
     turns = [{'role': role, 'content': text} for ex in template.examples for role, text in zip(('user', 'assistant'), ex)]
     msgs = ([{'role': 'system', 'content': system}] if system else []) + turns + [{'role': 'user', 'content': pair['prompt']}]
     return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+# %% ../nbs/02_data.ipynb #6a0a313a
+def few_shot_template(instruction:str,        # what to do, and the rules of the output
+                      examples:list=(),       # solved records shown before the input (none: zero-shot)
+                      input_field:str='note', # the record field the model reads
+                      output_field:str='summary', # the record field it must write
+                      system:str|None=None,   # an optional system message
+                      as_turns:bool=True,     # examples as earlier chat turns; False: pasted into the one message
+                     )->PromptTemplate:
+    "A prompt with an instruction and the input after `len(examples)` solved examples: zero-shot with none, few-shot with some."
+    missing = [f for e in examples for f in (input_field, output_field) if f not in e]
+    if missing: raise KeyError(f"An example has no field {missing[0]!r}: each example needs {input_field!r} and {output_field!r}.")
+    completion = f'{{{output_field}}}'
+    if as_turns or not examples:
+        single = PromptTemplate(f"{escape_braces(instruction)}\n\n{{{input_field}}}", completion, system)
+        turns = [(p['prompt'], p['completion']) for p in (fill(single, e) for e in examples)]  # each example asked as the input will be
+        return dataclasses.replace(single, examples=turns)
+    shots = ''.join(f"Example {i}\nInput:\n{escape_braces(e[input_field])}\nOutput:\n{escape_braces(e[output_field])}\n\n" for i, e in enumerate(examples, 1))
+    return PromptTemplate(f"{escape_braces(instruction)}\n\n{shots}Input:\n{{{input_field}}}\nOutput:", completion, system)
 
 # %% ../nbs/02_data.ipynb #ed1e6de0
 def _check_pairs(pairs:list, keys:tuple=('prompt', 'completion')):

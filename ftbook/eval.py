@@ -114,6 +114,14 @@ def fact_extractor(vocabulary:tuple=(), # words or phrases that are facts wherev
         return found | ({' '.join(w.casefold().split()) for w in vocab.findall(t)} if vocab else set())
     return facts
 
+# %% ../nbs/04_eval.ipynb #b47e2709
+def mentions(text:str, value:str)->bool:
+    "Whether `text` states `value`: the same words and numbers in order, any case, a hyphen or space between them, an optional plural 's'."
+    words = [w.rstrip('.') for w in re.findall(r'[\w$.%]+', value)]
+    last = words[-1][:-1] if re.fullmatch(r'[a-z]{3,}s', words[-1]) else words[-1]  # 'hours' also matches 'hour'
+    body = r'[\s-]*'.join(map(re.escape, words[:-1] + [last])) + 's?'
+    return re.search(rf'(?<![\w.]){body}(?![\w])', text, re.I) is not None
+
 # %% ../nbs/04_eval.ipynb #4923a23e
 class FactRecall(TextMetric):
     "Share of the reference's facts found in the output, and the output's facts found nowhere in the source."

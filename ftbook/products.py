@@ -7,7 +7,7 @@ from __future__ import annotations
 import random, re
 from dataclasses import dataclass
 from .data import PromptTemplate, escape_braces
-from .eval import Rouge, TextMetric
+from .eval import Rouge, TextMetric, mentions
 
 _all_ = ['product_records', 'product_metrics']  # what a user calls; the rest is exported for the package's own use
 
@@ -105,13 +105,6 @@ def spec_values(specs:str)->dict:
     "The values a description must state: every 'Field: value' line of the specification except the category."
     pairs = [l.split(':', 1) for l in specs.splitlines() if ':' in l]
     return {k.strip(): v.strip() for k,v in pairs if k.strip() != 'Category'}
-
-def mentions(text:str, value:str)->bool:
-    "Whether `text` states `value`: the same words and numbers in order, any case, a hyphen or space between them, an optional plural 's'."
-    words = [w.rstrip('.') for w in re.findall(r'[\w$.%]+', value)]
-    last = words[-1][:-1] if re.fullmatch(r'[a-z]{3,}s', words[-1]) else words[-1]  # 'hours' also matches 'hour'
-    body = r'[\s-]*'.join(map(re.escape, words[:-1] + [last])) + 's?'
-    return re.search(rf'(?<![\w.]){body}(?![\w])', text, re.I) is not None
 
 class AttributeCoverage(TextMetric):
     "Share of the specification's values the description states, and whether it states them all."
