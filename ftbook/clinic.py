@@ -15,7 +15,7 @@ from .dashboard import BackgroundRun
 from .config import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings
 from .system import System, load_system
 from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, compare, plot_comparison, save_results
-from .examples import SECTIONS, STYLES, clinic_facts, clinic_notes, clinic_split, format_problems, held_out_notes
+from .examples import SUMMARY_SECTIONS, STYLES, clinic_facts, clinic_notes, clinic_split, format_problems, held_out_notes
 
 _all_ = ['SHORT_TEMPLATE', 'worked_example', 'worked_example_config', 'clinic_metrics', 'clinic_systems']  # what a user calls; the rest is exported for the package's own use
 
@@ -73,7 +73,7 @@ def medication_facts(text:str)->set:
 
 def clinic_metrics()->list:
     "Strict seven-line format compliance, fact recall, medication recall, ROUGE and exact match."
-    return [FormatCompliance(list(SECTIONS), exact=True), FactRecall(clinic_facts), FactRecall(medication_facts, name='medication'),
+    return [FormatCompliance(list(SUMMARY_SECTIONS), exact=True), FactRecall(clinic_facts), FactRecall(medication_facts, name='medication'),
             Rouge(), ExactMatch()]
 
 # %% ../nbs/10_medical_summaries.ipynb #bbbaa6f0

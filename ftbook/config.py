@@ -143,7 +143,7 @@ def _from_dict(cls, d, section:str):
     return cls(**{k: _coerce(v, hints[k]) for k,v in d.items()})
 
 # %% ../nbs/03a_config.ipynb #ef0f5973
-SECTIONS = {'model': ModelSettings, 'lora': LoraSettings, 'data': DataSettings, 'train': TrainSettings}
+CONFIG_SECTIONS = {'model': ModelSettings, 'lora': LoraSettings, 'data': DataSettings, 'train': TrainSettings}
 
 @dataclass
 class RunConfig:
@@ -157,7 +157,7 @@ class RunConfig:
     def problems(self)->list:
         "Every problem of every section (an empty list when the configuration can run)."
         top = [] if isinstance(self.output_dir, str) and self.output_dir.strip() else [f"output_dir = {self.output_dir!r}: name a folder for the run"]
-        return top + [p for name in SECTIONS for p in section_problems(name, getattr(self, name))]
+        return top + [p for name in CONFIG_SECTIONS for p in section_problems(name, getattr(self, name))]
 
     def check(self)->RunConfig:
         "Raise a `ConfigError` listing every problem; return the config when there is none."
@@ -171,12 +171,12 @@ def to_dict(self)->dict: return asdict(self)
 @patch_to(RunConfig, cls_method=True)
 def from_dict(cls, d:dict)->RunConfig:
     "A `RunConfig` from nested dicts (as read from YAML or JSON); unknown keys are errors that suggest the right name."
-    if not isinstance(d, dict): raise ConfigError(f"A training configuration is a mapping with sections {list(SECTIONS)}, not {type(d).__name__}.")
-    unknown = [k for k in d if k not in (*SECTIONS, 'output_dir')]
+    if not isinstance(d, dict): raise ConfigError(f"A training configuration is a mapping with sections {list(CONFIG_SECTIONS)}, not {type(d).__name__}.")
+    unknown = [k for k in d if k not in (*CONFIG_SECTIONS, 'output_dir')]
     if unknown:
-        near = difflib.get_close_matches(str(unknown[0]), [*SECTIONS, 'output_dir'], n=1)
-        raise ConfigError(f"Unknown section '{unknown[0]}'" + (f" (did you mean '{near[0]}'?)" if near else '') + f". Sections: {list(SECTIONS)} and output_dir.")
-    return cls(output_dir=d.get('output_dir', cls.output_dir), **{k: _from_dict(c, d.get(k), k) for k,c in SECTIONS.items()})
+        near = difflib.get_close_matches(str(unknown[0]), [*CONFIG_SECTIONS, 'output_dir'], n=1)
+        raise ConfigError(f"Unknown section '{unknown[0]}'" + (f" (did you mean '{near[0]}'?)" if near else '') + f". Sections: {list(CONFIG_SECTIONS)} and output_dir.")
+    return cls(output_dir=d.get('output_dir', cls.output_dir), **{k: _from_dict(c, d.get(k), k) for k,c in CONFIG_SECTIONS.items()})
 
 @patch_to(RunConfig)
 def override(self, changes:dict)->RunConfig:
@@ -188,7 +188,7 @@ def override(self, changes:dict)->RunConfig:
         for part in path:
             if not isinstance(node.get(part), dict):
                 near = difflib.get_close_matches(part, [k for k,v in node.items() if isinstance(v, dict)], n=1)
-                raise ConfigError(f"'{key}': no section '{part}'" + (f" (did you mean '{near[0]}'?)" if near else '') + f". Sections: {list(SECTIONS)}.")
+                raise ConfigError(f"'{key}': no section '{part}'" + (f" (did you mean '{near[0]}'?)" if near else '') + f". Sections: {list(CONFIG_SECTIONS)}.")
             node = node[part]
         node[name] = value
     return RunConfig.from_dict(d)

@@ -14,11 +14,11 @@ _all_ = ['clinic_notes', 'held_out_notes']  # what a user calls; the rest is exp
 __all__ = ['clinic_notes', 'held_out_notes']
 
 # %% ../nbs/05_examples.ipynb #e925c2f4
-SECTIONS = ('Patient:', 'Chief complaint:', 'Key findings:', 'Assessment:', 'Plan:', 'Medications:', 'Follow-up:')
+SUMMARY_SECTIONS = ('Patient:', 'Chief complaint:', 'Key findings:', 'Assessment:', 'Plan:', 'Medications:', 'Follow-up:')
 
 # %% ../nbs/05_examples.ipynb #3eb7d818
-_NAMES = {re.sub(r'[\s-]', '', s[:-1].lower()): s[:-1] for s in SECTIONS}  # 'followup' -> 'Follow-up'
-_HEADER = re.compile(r'^[\s>#*_-]*(' + '|'.join(re.sub(r'[ -]', lambda _: r'[\s-]?', s[:-1]) for s in SECTIONS)
+_NAMES = {re.sub(r'[\s-]', '', s[:-1].lower()): s[:-1] for s in SUMMARY_SECTIONS}  # 'followup' -> 'Follow-up'
+_HEADER = re.compile(r'^[\s>#*_-]*(' + '|'.join(re.sub(r'[ -]', lambda _: r'[\s-]?', s[:-1]) for s in SUMMARY_SECTIONS)
                      + r')[\s*_]*:[\s*_]*(.*?)[\s*_]*$', re.I)
 
 def _sections(text:str)->list:
@@ -41,7 +41,7 @@ def parse_summary(text:str, # a summary, or a model's output holding one
 def format_problems(text:str, # a summary, or a model's output
                    )->list:   # what is wrong, in words; empty when the format is exactly right
     "Ways `text` departs from the clinic's format: missing, repeated, empty or out-of-order sections, and extra lines."
-    names, found = [s[:-1] for s in SECTIONS], _sections(text)
+    names, found = [s[:-1] for s in SUMMARY_SECTIONS], _sections(text)
     seen = [n for n,_ in found]
     problems = [f'missing {n!r}' for n in names if n not in seen] + [f'{n!r} repeated' for n in names if seen.count(n) > 1]
     problems += [f'{n!r} is empty' for n,c in found if not c]
@@ -711,7 +711,7 @@ def summarize(v:dict, # from `make_visit`
     body = [f"{v['age']}-year-old {v['sex']}", _cap(complaint), _cap(findings), v['assessment'][0],
             _cap('; '.join(_low(p) for p,_ in v['plan'])), '; '.join(med_text(m) for m in v['meds']) or 'None',
             follow_up_text(v['follow_up'])]
-    return '\n'.join(f'{h} {b}' for h,b in zip(SECTIONS, body))
+    return '\n'.join(f'{h} {b}' for h,b in zip(SUMMARY_SECTIONS, body))
 
 # %% ../nbs/05_examples.ipynb #12da1f1c
 STYLES = ('soap', 'narrative', 'terse')
@@ -922,10 +922,10 @@ def _drugs_by_route()->dict:
 
 def _lines_corrupted(lines:list, kind:str, rng:random.Random)->tuple:
     if kind == 'missing_section':
-        i = rng.randrange(len(lines)); return lines[:i] + lines[i+1:], f'dropped {SECTIONS[i]!r}'
+        i = rng.randrange(len(lines)); return lines[:i] + lines[i+1:], f'dropped {SUMMARY_SECTIONS[i]!r}'
     i, j = sorted(rng.sample(range(len(lines)), 2))
     lines = list(lines); lines[i], lines[j] = lines[j], lines[i]
-    return lines, f'swapped {SECTIONS[i]!r} and {SECTIONS[j]!r}'
+    return lines, f'swapped {SUMMARY_SECTIONS[i]!r} and {SUMMARY_SECTIONS[j]!r}'
 
 def _med_corrupted(rec:dict, kind:str, rng:random.Random)->tuple:
     m, by_route, own = rng.choice(rec['meds']), _drugs_by_route(), {x['drug'] for x in rec['meds']}

@@ -13,7 +13,7 @@ from .core import atomic_dir, machine_info, pause_point, pick_device, pick_dtype
 from .quant import check_architecture, default_model, load_model, load_tokenizer, pretrained_model, unpack_for_training
 from .data import PromptTemplate, collate, make_pairs, pack_examples, split_pairs, tokenize_pairs
 from .system import System, load_system
-from .config import DTYPES, SECTIONS, ConfigError, DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings, decide_auto
+from .config import DTYPES, CONFIG_SECTIONS, ConfigError, DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings, decide_auto
 from transformers import TrainerCallback, set_seed
 
 _all_ = ['train', 'TrainResult', 'TrainingMonitor', 'merge_adapter', 'plot_losses']  # what a user calls; the rest is exported for the package's own use
@@ -315,7 +315,7 @@ def prepare_run_folder(config:RunConfig, # the run's configuration
                                   f"`ftbook train CONFIG --resume`), or choose another output_dir.")
         return None
     if (out/'config.yaml').exists() and (saved := RunConfig.load(out/'config.yaml')).to_dict() != config.to_dict():
-        changed = [k for k in SECTIONS if getattr(saved, k) != getattr(config, k)]
+        changed = [k for k in CONFIG_SECTIONS if getattr(saved, k) != getattr(config, k)]
         raise ConfigError(f"Resuming {out} with a different configuration (sections {changed} differ from {out/'config.yaml'}). "
                           f"Resume with the saved config, or start a new run in another output_dir.")
     discard_incomplete(ckpt_dir); discard_temporaries(out)

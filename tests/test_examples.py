@@ -2,7 +2,7 @@
 import json, os, subprocess, sys
 import pytest
 from ftbook.data import make_pairs, normalize, pair_report, read_records
-from ftbook.examples import (CONDITIONS, CORRUPTIONS, SECTIONS, STYLES, Condition, clinic_facts, clinic_notes, clinic_split,
+from ftbook.examples import (CONDITIONS, CORRUPTIONS, SUMMARY_SECTIONS, STYLES, Condition, clinic_facts, clinic_notes, clinic_split,
                              clinic_template, corrupt_summary, format_problems, held_out_notes, normalize_dose, parse_med, parse_summary)
 from ftbook.quant import load_tokenizer, pretrained_model
 
@@ -69,7 +69,7 @@ def test_each_kind_is_what_it_says_and_is_caught(kind):
         if kind == 'wrong_order': assert sorted(got) == sorted(ref) and got != ref and format_problems(r['summary'])
         if kind in ('wrong_drug', 'wrong_dose'):
             assert format_problems(r['summary']) == [] and clinic_facts(r['summary']) != clinic_facts(r['note'])
-            assert [i for i,(a,b) in enumerate(zip(got, ref)) if a != b] == [SECTIONS.index('Medications:')]
+            assert [i for i,(a,b) in enumerate(zip(got, ref)) if a != b] == [SUMMARY_SECTIONS.index('Medications:')]
             assert r['corruption_detail'].split(' ')[0] in r['reference']
 
 def test_corruption_needs_a_drug():
@@ -99,10 +99,10 @@ def test_parse_summary_tolerates_what_models_write():
     text = ("Here is the summary you asked for.\n\n**Patient:** 58-year-old male\n- Chief Complaint: chest pain\nKey findings: BP 150/90;\n"
             "clear lungs\nAssessment: angina\nPlan: stress test\nMedications:\n* aspirin 81 mg PO daily\nFollow up: Return in 2 weeks\nFollowup: again")
     s = parse_summary(text)
-    assert list(s) == [x[:-1] for x in SECTIONS] and s['Key findings'] == 'BP 150/90; clear lungs' and s['Follow-up'] == 'Return in 2 weeks'
+    assert list(s) == [x[:-1] for x in SUMMARY_SECTIONS] and s['Key findings'] == 'BP 150/90; clear lungs' and s['Follow-up'] == 'Return in 2 weeks'
     assert s['Medications'] == '* aspirin 81 mg PO daily' and s['Patient'] == '58-year-old male'
     assert format_problems(text) == ["'Follow-up' repeated", '3 extra line(s): text outside the sections, or a section over several lines']
-    assert format_problems('') == [f'missing {x[:-1]!r}' for x in SECTIONS]
+    assert format_problems('') == [f'missing {x[:-1]!r}' for x in SUMMARY_SECTIONS]
 
 @pytest.mark.parametrize('kwargs,err,words', [
     (dict(n=0), ValueError, ['n=0', 'whole number', 'for example n=200']),
