@@ -85,12 +85,9 @@ def _swap_into_place(tmp:Path, dest:Path, replace:bool):
     shutil.rmtree(old, ignore_errors=True)
 
 # %% ../nbs/00_core.ipynb #985e5251
-@contextmanager
 def quiet_checkpointing_rename():
-    "Within the block, ignore the FutureWarning about the old gradient-checkpointing names that PEFT still uses."
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='.*(is_gradient_checkpointing|gradient_checkpointing_enable).*deprecated', category=FutureWarning)
-        yield
+    "From now on, ignore the FutureWarning about the old gradient-checkpointing names that PEFT still uses (one filter, added once)."
+    warnings.filterwarnings('ignore', message='.*(is_gradient_checkpointing|gradient_checkpointing_enable).*deprecated', category=FutureWarning)
 
 
 # %% ../nbs/00_core.ipynb #39ad2cf5
@@ -121,7 +118,7 @@ def pause_point(name:str, # the point, e.g. 'checkpoint-written:4' (what, and at
                ):
     "Where a test can kill this process on purpose: if `FTBOOK_PAUSE_AT` is `name`, say so in `FTBOOK_PAUSE_FILE` and wait forever."
     if os.environ.get('FTBOOK_PAUSE_AT') != name: return
-    write_atomic(os.environ['FTBOOK_PAUSE_FILE'], name)
+    if flag := os.environ.get('FTBOOK_PAUSE_FILE'): write_atomic(flag, name)
     while True: time.sleep(60)
 
 

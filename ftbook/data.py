@@ -167,7 +167,8 @@ def make_pairs(source,                             # anything `read_records` rea
     records = read_records(source, encoding)
     template = template or PromptTemplate()
     def one(i, r):
-        if 'messages' in r and template == PromptTemplate(): return _from_messages(r['messages'], records.where(i))
+        if 'messages' in r and dataclasses.replace(template, completion='{completion}') == PromptTemplate():  # the plain template, also prompt-only at inference
+            return _from_messages(r['messages'], records.where(i))
         return fill(template, r, records.where(i))
     return [one(i, r) for i,r in enumerate(records)]
 
@@ -368,7 +369,7 @@ def pair_report(pairs:list,                     # from `make_pairs`
                )->PairReport:
     "Run every check of `CHECKS` on `pairs`, listing the indices each one flags; the token checks need `tok`."
     _check_pairs(pairs)
-    tk = tokenize_pairs(pairs, tok, template or PromptTemplate(), max_len=max_len) if tok is not None else None
+    tk = tokenize_pairs(pairs, tok, template or PromptTemplate(), max_len=max_len) if tok is not None and pairs else None
     prompts, completions = [p['prompt'] for p in pairs], [p['completion'] for p in pairs]
     exact = _groups([(p['prompt'].strip(), p['completion'].strip()) for p in pairs])
     exact_set = {tuple(g) for g in exact}

@@ -57,7 +57,8 @@ def _load_adapter(path:Path, **kwargs)->tuple:
                                 f"loaded: {e}") from None
     try: tok = load_tokenizer(path)  # a tokenizer saved with the adapter wins
     except FileNotFoundError: pass   # none there: the base model's
-    with quiet_checkpointing_rename(): return PeftModel.from_pretrained(model, path), tok
+    quiet_checkpointing_rename()
+    return PeftModel.from_pretrained(model, path), tok
 
 def _not_a_model(path:Path)->str:
     if not path.exists(): return f"{path} does not exist. Pass a training run's adapter/ or merged/ folder, or a model folder."
@@ -157,8 +158,8 @@ def _generate_texts(model, tok,    # a model and its prepared tokenizer
 def prompts(self, records, # anything `ftbook.data.read_records` reads
            )->list:        # prompt texts, chat template included
     "The exact text this system sees before each answer: its template, through the tokenizer's chat template."
-    if isinstance(records, (list, tuple, pd.DataFrame)) and not len(records): raise ValueError("No records: pass at least one example.")
-    if isinstance(records, str) and Path(records).suffix.lower() not in ('.jsonl', '.json', '.csv'):
+    if isinstance(records, (list, pd.DataFrame)) and not len(records): raise ValueError("No records: pass at least one example.")
+    if isinstance(records, str) and Path(records).suffix.lower() not in ('.jsonl', '.csv'):
         raise TypeError(f"records is the text {records[:40]!r}, not a list of records or a .jsonl/.csv file: "
                         f"ask one input with `system.ask(text)`, or wrap records in a list.")
     prompt_only = dataclasses.replace(self.template, completion='')  # at inference the answer's fields may be absent

@@ -51,7 +51,8 @@ def lora_smoke_step(model, tok, r:int=8)->dict:
     "One LoRA forward and backward step on `model`: the loss and the number of adapter tensors that got a gradient."
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     unpack_for_training(model)
-    with quiet_checkpointing_rename(): m = get_peft_model(prepare_model_for_kbit_training(model), LoraConfig(r=r, lora_alpha=2*r, target_modules='all-linear', task_type='CAUSAL_LM'))
+    quiet_checkpointing_rename()
+    m = get_peft_model(prepare_model_for_kbit_training(model), LoraConfig(r=r, lora_alpha=2*r, target_modules='all-linear', task_type='CAUSAL_LM'))
     batch = tok(['The patient was seen today.', 'Plan: follow up in 2 weeks.'], return_tensors='pt', padding=True).to(model.device)
     out = m(**batch, labels=batch['input_ids'].masked_fill(batch['attention_mask']==0, -100))
     out.loss.backward()

@@ -30,8 +30,15 @@ def linear_layer_names(name_or_path:str|None=None,     # a model name or folder 
     m = _empty_model(name_or_path, trust_remote_code)
     return sorted({n.rsplit('.', 1)[-1] for n, mod in m.named_modules() if isinstance(mod, (torch.nn.Linear, Conv1D))})
 
-def decided_config(config:RunConfig)->RunConfig:
-    "`config` with its automatic settings decided for its model (parameter count from the config alone) and this machine."
+def decided_config(config:RunConfig,  # a config whose automatic (None) settings are to be decided
+                   resume:bool=False, # continuing the run in `config.output_dir`: the decisions saved with it stand
+                  )->RunConfig:
+    "`config` with its automatic settings decided: as the resumed run decided them, else for its model and this machine."
+    saved = Path(config.output_dir)/'config.yaml'
+    if resume and saved.exists():  # resumed on another device, the run keeps the settings it started with
+        t, s = config.train, RunConfig.load(saved).train
+        config = replace(config, train=replace(t, lr=s.lr if t.lr is None else t.lr, gradient_checkpointing=
+                                               s.gradient_checkpointing if t.gradient_checkpointing is None else t.gradient_checkpointing))
     n_params = sum(p.numel() for p in _empty_model(config.model.name, config.model.trust_remote_code).parameters())
     return decide_auto(config, n_params, pick_device())
 
@@ -208,7 +215,7 @@ def _remove_tree(folder:Path):
     "Delete a checkpoint: first its marker (so a crash mid-delete leaves an incomplete one, never a damaged complete one)."
     import shutil
     (folder/COMPLETE).unlink(missing_ok=True)
-    pause_point('deleting')
+    pause_point(f'deleting:{folder.name}')
     shutil.rmtree(folder, ignore_errors=True)
 
 def discard_incomplete(folder:str|Path, # the Trainer's output folder
@@ -432,7 +439,7 @@ def train(config:RunConfig,     # the run's configuration (checked first); its `
     "Fine-tune `config.model` with LoRA adapters (QLoRA when 4-bit) on the records, and save the run."
     config.check()
     check_target_modules(config.lora, linear_layer_names(config.model.name, config.model.trust_remote_code))
-    config = decided_config(config)  # what config.yaml records
+    config = decided_config(config, resume)  # what config.yaml records
     checkpoint = prepare_run_folder(config, resume)
     train_pairs, val_pairs = _run_pairs(config, records, val_records)
     model, tok = load_model(config.model.name, quant=config.model.quant, dtype=DTYPES[config.model.dtype],
@@ -441,12 +448,12 @@ def train(config:RunConfig,     # the run's configuration (checked first); its `
     val_rows = training_rows(val_pairs, tok, config.data.template, config.data.max_len, config.data.packing)['rows']
     monitor = monitor or TrainingMonitor()
     set_seed(config.train.seed)  # the adapters' random initialisation too, not only the Trainer's data order
-    with quiet_checkpointing_rename():
-        trainer = make_trainer(add_lora(model, config.lora), tok, rows['rows'], val_rows, config, monitor, progress_bar)
-        if trainer.is_world_process_zero(): config.save(Path(config.output_dir)/'config.yaml')
-        pause_point('startup')
-        if training_done(checkpoint): restore_finished(trainer, checkpoint)  # resuming there, the Trainer would take one step too many
-        else: trainer.train(resume_from_checkpoint=checkpoint)
+    quiet_checkpointing_rename()
+    trainer = make_trainer(add_lora(model, config.lora), tok, rows['rows'], val_rows, config, monitor, progress_bar)
+    if trainer.is_world_process_zero(): config.save(Path(config.output_dir)/'config.yaml')
+    pause_point('startup')
+    if training_done(checkpoint): restore_finished(trainer, checkpoint)  # resuming there, the Trainer would take one step too many
+    else: trainer.train(resume_from_checkpoint=checkpoint)
     return save_run(trainer, tok, config, monitor, rows)
 
 # %% ../nbs/03_train.ipynb #a3b6076b
@@ -467,7 +474,8 @@ def merge_adapter(adapter_dir:str|Path,          # a run's adapter/ folder (PEFT
     base = PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path
     model, tok = load_model(base, quant=run.model.quant, dtype=dtype or DTYPES[run.model.dtype], trust_remote_code=run.model.trust_remote_code)
     if run.model.quant: model = model.dequantize()  # the 4-bit weights the adapter saw, in the compute dtype
-    with quiet_checkpointing_rename(): merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    quiet_checkpointing_rename()
+    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     with atomic_dir(dest) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True); tok.save_pretrained(tmp)
         if (adapter_dir/'template.json').exists(): write_atomic(tmp/'template.json', (adapter_dir/'template.json').read_text())
