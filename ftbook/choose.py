@@ -5,10 +5,10 @@
 # %% ../nbs/12_when_not_to_fine_tune.ipynb #ffccca9b
 from __future__ import annotations
 import pandas as pd
-import dataclasses
-from .data import PromptTemplate, escape_braces, fill
+from .data import PromptTemplate
 
 _all_ = []  # what a user calls; the rest is exported for the package's own use
+
 
 # %% auto #0
 __all__ = []

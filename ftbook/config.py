@@ -216,12 +216,14 @@ def load(cls, path:str|Path)->RunConfig:
     except (ConfigError, TypeError) as e: raise ConfigError(f"{path}: {e}") from None
 
 # %% ../nbs/03a_config.ipynb #3d0bf48e
-def decide_auto(config:RunConfig,      # a config whose automatic (None) settings are to be decided
-                n_params:int,          # the model's parameter count
-                device:torch.device,   # where the run trains
-               )->RunConfig:           # a copy with every setting decided
-    "The learning rate by model size, gradient checkpointing by device: the settings left at None, decided for this run."
-    t = config.train
-    lr = t.lr if t.lr is not None else (1e-3 if n_params < 1e9 else 2e-4)
-    checkpointing = t.gradient_checkpointing if t.gradient_checkpointing is not None else device.type == 'cuda'
+def decide_auto(config:RunConfig,          # a config whose automatic (None) settings are to be decided
+                n_params:int,              # the model's parameter count
+                device:torch.device,       # where the run trains
+                earlier:RunConfig|None=None, # the saved config of the run being resumed: its decisions stand
+               )->RunConfig:               # a copy with every setting decided
+    "The learning rate by model size, gradient checkpointing by device: the settings left at None, decided for this run (or as it was)."
+    t, e = config.train, earlier.train if earlier else None
+    lr = t.lr if t.lr is not None else e.lr if e else (1e-3 if n_params < 1e9 else 2e-4)
+    checkpointing = t.gradient_checkpointing if t.gradient_checkpointing is not None else e.gradient_checkpointing if e else device.type == 'cuda'
     return replace(config, train=replace(t, lr=lr, gradient_checkpointing=checkpointing))
+

@@ -4,18 +4,17 @@
 
 # %% ../nbs/04_eval.ipynb #0748f4a4
 from __future__ import annotations
-import dataclasses, datetime, difflib, html, inspect, json, math, re, time, unicodedata
+import datetime, difflib, html, json, math, re, time, unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 import datasets, evaluate, pandas as pd, torch
 from fastcore.meta import delegates
-from tqdm import tqdm  # text bar: disable=None shows it in a terminal only
 from .core import atomic_dir, cache_dir, machine_info
-from .data import PromptTemplate, collate, make_pairs, normalize, prompt_text, read_records, tokenize_pairs
-from .quant import load_model, padding_side
+from .data import collate, make_pairs, normalize, read_records, tokenize_pairs
 from .system import System, check_generation
 
 _all_ = ['compare', 'plot_comparison', 'save_results', 'load_results', 'explore', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'fact_extractor']  # what a user calls; the rest is exported for the package's own use
+
 
 # %% auto #0
 __all__ = ['TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'default_metrics', 'compare', 'save_results',

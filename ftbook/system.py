@@ -136,10 +136,9 @@ def _generate_batch(model, tok, prompts:list, config)->list:
 # %% ../nbs/02b_system.ipynb #a34c8123
 def _generate_texts(model, tok,    # a model and its prepared tokenizer
                     prompts:list,  # prompt texts, chat template included
-                    **settings,    # generation settings, as for `check_generation`
+                    s:dict,        # generation settings, from `check_generation`
                    )->list:        # per prompt: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
     "Answers to `prompts`, in batches of similar length, left-padded, with a KV cache, each stopping at EOS."
-    s = check_generation(**settings)
     n_tokens = [len(ids) for ids in tok(list(prompts), add_special_tokens=False)['input_ids']]
     order = sorted(range(len(prompts)), key=lambda i: -n_tokens[i])  # similar lengths share a batch: little padding
     config, out = _generation_config(tok, s['max_new_tokens'], s['temperature'], s['top_p'], s['top_k'], s['min_new_tokens']), [None]*len(prompts)
@@ -175,8 +174,8 @@ def generate(self, records, # anything `ftbook.data.read_records` reads: a list 
              **settings,    # generation settings, as for `check_generation`
             )->list:        # per record: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
     "Answers to `records`, each prompt rendered exactly as in training."
-    check_generation(**settings)  # bad settings fail before the records are read
-    return _generate_texts(self.model, self.tok, self.prompts(records), **settings)
+    checked = check_generation(**settings)  # bad settings fail before the records are read
+    return _generate_texts(self.model, self.tok, self.prompts(records), checked)
 
 @patch_to(System)
 def ask(self, input:str|dict, # a record, or the text of the template's one prompt field

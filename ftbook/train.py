@@ -4,19 +4,20 @@
 
 # %% ../nbs/03_train.ipynb #f9e3d102
 from __future__ import annotations
-import argparse, difflib, json, math, os, sys, threading, time, typing, warnings
-from dataclasses import dataclass, field, fields, asdict, replace
+import json, math, os, sys, time, warnings
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
-import numpy as np, pandas as pd, torch, yaml
+import numpy as np, pandas as pd, torch
 from fastcore.basics import patch_to
 from .core import atomic_dir, machine_info, pause_point, pick_device, pick_dtype, quiet_checkpointing_rename, write_atomic
-from .quant import check_architecture, default_model, load_model, load_tokenizer, pretrained_model, unpack_for_training
+from .quant import check_architecture, load_model, pretrained_model, unpack_for_training
 from .data import PromptTemplate, collate, make_pairs, pack_examples, split_pairs, tokenize_pairs
 from .system import System, load_system
-from .config import DTYPES, CONFIG_SECTIONS, ConfigError, DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings, decide_auto
+from .config import DTYPES, CONFIG_SECTIONS, ConfigError, LoraSettings, RunConfig, decide_auto
 from transformers import TrainerCallback, set_seed
 
 _all_ = ['train', 'TrainResult', 'TrainingMonitor', 'merge_adapter', 'plot_losses']  # what a user calls; the rest is exported for the package's own use
+
 
 # %% auto #0
 __all__ = ['TrainResult', 'merge_adapter', 'train', 'TrainingMonitor', 'plot_losses']
@@ -26,21 +27,12 @@ def linear_layer_names(name_or_path:str|None=None,     # a model name or folder 
                        trust_remote_code:bool=False,
                       )->list:                          # sorted distinct names of the linear layers
     "Names of the layers LoRA can adapt, from the model's config alone (built on the meta device, no weights)."
-    from transformers.pytorch_utils import Conv1D  # GPT-2's linear layers
-    m = _empty_model(name_or_path, trust_remote_code)
-    return sorted({n.rsplit('.', 1)[-1] for n, mod in m.named_modules() if isinstance(mod, (torch.nn.Linear, Conv1D))})
+    return _linear_names(_empty_model(name_or_path, trust_remote_code))
 
-def decided_config(config:RunConfig,  # a config whose automatic (None) settings are to be decided
-                   resume:bool=False, # continuing the run in `config.output_dir`: the decisions saved with it stand
-                  )->RunConfig:
-    "`config` with its automatic settings decided: as the resumed run decided them, else for its model and this machine."
-    saved = Path(config.output_dir)/'config.yaml'
-    if resume and saved.exists():  # resumed on another device, the run keeps the settings it started with
-        t, s = config.train, RunConfig.load(saved).train
-        config = replace(config, train=replace(t, lr=s.lr if t.lr is None else t.lr, gradient_checkpointing=
-                                               s.gradient_checkpointing if t.gradient_checkpointing is None else t.gradient_checkpointing))
-    n_params = sum(p.numel() for p in _empty_model(config.model.name, config.model.trust_remote_code).parameters())
-    return decide_auto(config, n_params, pick_device())
+def _linear_names(model)->list:
+    "Sorted distinct names of `model`'s linear layers."
+    from transformers.pytorch_utils import Conv1D  # GPT-2's linear layers
+    return sorted({n.rsplit('.', 1)[-1] for n, mod in model.named_modules() if isinstance(mod, (torch.nn.Linear, Conv1D))})
 
 def _empty_model(name_or_path:str|None, trust_remote_code:bool):
     "The model built from its config on the meta device: its layers and parameter count, no weights loaded."
@@ -58,6 +50,18 @@ def check_target_modules(lora:LoraSettings, # the adapter settings
     unknown = [t for t in lora.target_modules if t not in names]
     if unknown: raise ConfigError(f"lora.target_modules: {unknown} are not layers of this model. Its linear layers are {names}; "
                                   f"choose among them, or use 'all-linear'.")
+
+# %% ../nbs/03_train.ipynb #930c5f7d
+def decided_config(config:RunConfig,  # a config whose automatic (None) settings are to be decided
+                   resume:bool=False, # continuing the run in `config.output_dir`: the decisions saved with it stand
+                   empty=None,        # the model on the meta device, if already built (`_empty_model`)
+                  )->RunConfig:
+    "`config` with its automatic settings decided: as the resumed run decided them, else for its model and this machine."
+    saved = Path(config.output_dir)/'config.yaml'
+    empty = empty or _empty_model(config.model.name, config.model.trust_remote_code)
+    return decide_auto(config, sum(p.numel() for p in empty.parameters()), pick_device(),
+                       RunConfig.load(saved) if resume and saved.exists() else None)
+
 
 # %% ../nbs/03_train.ipynb #97f7fbfb
 def add_lora(model,              # a model from `load_model` (4-bit or not)
@@ -438,8 +442,9 @@ def train(config:RunConfig,     # the run's configuration (checked first); its `
          )->TrainResult:
     "Fine-tune `config.model` with LoRA adapters (QLoRA when 4-bit) on the records, and save the run."
     config.check()
-    check_target_modules(config.lora, linear_layer_names(config.model.name, config.model.trust_remote_code))
-    config = decided_config(config, resume)  # what config.yaml records
+    empty = _empty_model(config.model.name, config.model.trust_remote_code)  # on the meta device: no weights yet
+    check_target_modules(config.lora, _linear_names(empty))
+    config = decided_config(config, resume, empty)  # what config.yaml records
     checkpoint = prepare_run_folder(config, resume)
     train_pairs, val_pairs = _run_pairs(config, records, val_records)
     model, tok = load_model(config.model.name, quant=config.model.quant, dtype=DTYPES[config.model.dtype],
