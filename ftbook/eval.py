@@ -11,6 +11,7 @@ import datasets, evaluate, pandas as pd, torch
 from fastcore.meta import delegates
 from .core import atomic_dir, cache_dir, machine_info
 from .data import collate, make_pairs, normalize, read_records, tokenize_pairs
+from .loss import loss_for
 from .system import System, check_generation
 
 _all_ = ['compare', 'plot_comparison', 'save_results', 'load_results', 'explore', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'fact_extractor']  # what a user calls; the rest is exported for the package's own use
@@ -169,12 +170,12 @@ def perplexity(system:System,       # the system whose prompts condition the ref
     if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size={batch_size!r}: use a whole number of at least 1.")
     pairs = make_pairs(records, system.template)
     examples = tokenize_pairs(pairs, system.tok, system.template, max_len=max_len, overlong='raise')['examples']
-    total, n = 0.0, 0
+    total, n, loss_fn = 0.0, 0, None
     for s in range(0, len(examples), batch_size):
         batch = {k: v.to(system.model.device) for k,v in collate(examples[s:s+batch_size], system.tok.pad_token_id).items()}
-        with torch.inference_mode(): loss = system.model(**batch).loss  # the mean over this batch's label tokens
-        k = int((batch['labels'][:, 1:] != -100).sum())                   # labels are shifted by one inside the model
-        total, n = total + loss.item()*k, n + k
+        loss_fn = loss_fn or loss_for(system.model, batch)  # the loss of training: the output layer only where there is loss
+        with torch.inference_mode(): batch_total, k = loss_fn(system.model, batch)
+        total, n = total + batch_total.item(), n + k
     return dict(perplexity=math.exp(total/n), loss=total/n, tokens=n)
 
 # %% ../nbs/04_eval.ipynb #d8a60ed3

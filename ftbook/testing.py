@@ -24,11 +24,13 @@ def _tiny_config(arch:str, vocab:int, bos:int, eos:int):
     configs = dict(llama=lambda: tf.LlamaConfig(tie_word_embeddings=True, **llama_like),
                    qwen2=lambda: tf.Qwen2Config(tie_word_embeddings=True, **llama_like),
                    mistral=lambda: tf.MistralConfig(tie_word_embeddings=False, sliding_window=None, **llama_like),
+                   gemma2=lambda: tf.Gemma2Config(head_dim=16, sliding_window=4096, tie_word_embeddings=True, **llama_like),  # softcapped logits
+                   phi3=lambda: tf.Phi3Config(tie_word_embeddings=False, **llama_like),  # fused qkv and gate/up layers
                    gpt2=lambda: tf.GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=2048, **common))
     if arch not in configs: raise ValueError(f"No tiny model for '{arch}'; choose one of {list(configs)}.")
     return configs[arch]()
 
-TINY_ARCHS = ('llama', 'qwen2', 'mistral', 'gpt2')
+TINY_ARCHS = ('llama', 'qwen2', 'mistral', 'gemma2', 'phi3', 'gpt2')
 
 # %% ../nbs/92_testing.ipynb #291f2740
 def tiny_model(arch:str='llama', # one of `TINY_ARCHS`

@@ -14,7 +14,8 @@ from .quant import check_architecture, load_model, pretrained_model, unpack_for_
 from .data import PromptTemplate, collate, make_pairs, pack_examples, split_pairs, tokenize_pairs
 from .system import System, load_system
 from .config import DTYPES, CONFIG_SECTIONS, ConfigError, LoraSettings, RunConfig, decide_auto
-from transformers import TrainerCallback, set_seed
+from transformers import Trainer, TrainerCallback, set_seed
+from .loss import loss_for
 
 _all_ = ['train', 'TrainResult', 'TrainingMonitor', 'merge_adapter', 'plot_losses']  # what a user calls; the rest is exported for the package's own use
 
@@ -255,7 +256,7 @@ def training_arguments(config:RunConfig,  # the checked configuration
         eval_strategy='steps', eval_steps=t.eval_every, save_strategy='steps', save_steps=t.eval_every, save_total_limit=None,
         load_best_model_at_end=True, metric_for_best_model='eval_loss', greater_is_better=False, logging_steps=t.log_every,
         train_sampling_strategy='random' if config.data.packing else 'group_by_length',  # similar lengths in a batch: less padding
-        remove_unused_columns=False, include_num_input_tokens_seen='non_padding', ddp_find_unused_parameters=False,
+        remove_unused_columns=False, include_num_input_tokens_seen='non_padding', ddp_find_unused_parameters=False, prediction_loss_only=True,
         seed=t.seed, data_seed=t.seed, report_to=[], disable_tqdm=not progress_bar)
 
 # %% ../nbs/03_train.ipynb #5c5a7147
@@ -286,6 +287,25 @@ class LossGuard(TrainerCallback):
             + ('float16 compute overflows easily: use bfloat16 where the hardware has it, or model.dtype: float32. ' if args.fp16 else '')
             + 'Lower train.lr, raise train.warmup, or look for empty completions in the data (the quality report finds them).')
 
+# %% ../nbs/03_train.ipynb #3474c69b
+class CompletionLossTrainer(Trainer):
+    "A transformers `Trainer` whose loss runs the output layer only where there is loss (`ftbook.loss`), averaged over the loss tokens of the accumulated batch."
+    loss_is_scaled_for_ga = True  # the loss is already divided by the loss tokens of every accumulated micro-batch
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.model_accepts_loss_kwargs = True  # makes the Trainer count the loss tokens of each accumulated batch
+        self.loss_fn = None                    # chosen on the first batch by `loss_for`
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.loss_fn is None: self.loss_fn = loss_for(self.accelerator.unwrap_model(model), inputs)
+        total, n = self.loss_fn(model, inputs)
+        if num_items_in_batch is None: loss = total / max(n, 1)
+        else:  # counted over every process: DDP averages the gradients, so the loss is scaled back up by the number of processes
+            loss = total / max(num_items_in_batch, 1) * (self.accelerator.num_processes if self.args.average_tokens_across_devices else 1)
+        return (loss, {'loss': loss}) if return_outputs else loss
+
+
 # %% ../nbs/03_train.ipynb #b7b87746
 def make_trainer(model,                 # a PEFT model from `add_lora`
                  tok,                   # its tokenizer
@@ -296,14 +316,14 @@ def make_trainer(model,                 # a PEFT model from `add_lora`
                  progress_bar:bool=True, # the Trainer's text progress bar (off when a dashboard shows progress)
                 ):
     "A transformers `Trainer` for the run, with monitoring, checkpoint commits and early stopping."
-    from transformers import EarlyStoppingCallback, Trainer
+    from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback
     device = pick_device(); dtype = DTYPES[config.model.dtype] or pick_dtype(device)
     callbacks = [monitor, CommitCheckpoints(config.train.keep_checkpoints), TrainingLayout(), LossGuard()]
     if dtype == torch.float16: warnings.warn('Training with float16 compute: its small range can turn the loss into NaN (LossGuard stops the run if it does). '
                                              'Use bfloat16 where the hardware has it, or model.dtype: float32.')
     if config.train.patience: callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.train.patience))
-    trainer = Trainer(model=model, args=training_arguments(config, device, dtype, progress_bar), train_dataset=train_rows,
+    trainer = CompletionLossTrainer(model=model, args=training_arguments(config, device, dtype, progress_bar), train_dataset=train_rows,
                       eval_dataset=val_rows, data_collator=lambda rows: collate(rows, tok.pad_token_id),
                       processing_class=tok, callbacks=callbacks)
     if not progress_bar: trainer.remove_callback(PrinterCallback)  # no log lines printed under a dashboard
