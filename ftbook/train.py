@@ -71,8 +71,8 @@ def add_lora(model,              # a model from `load_model` (4-bit or not)
     "Freeze `model` and wrap it with trainable LoRA adapters, as configured."
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     unpack_for_training(model)
-    if getattr(model, 'is_loaded_in_4bit', False):
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # the Trainer turns checkpointing on
+    if getattr(model, 'is_loaded_in_4bit', False) and model.get_input_embeddings().weight.dtype == torch.float16:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # float16's small range: 16-bit weights to float32
     return get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
                                             use_rslora=lora.rslora, use_dora=lora.dora, task_type='CAUSAL_LM'))
 
@@ -272,10 +272,20 @@ def cpu_inference_repacking(model,        # a model with bitsandbytes 4-bit laye
         m.support_avx512bf16_for_cpu = enabled and m._ftbook_repacking
     return len(layers)
 
+def adapter_input_casts(model,        # a PEFT model
+                        enabled:bool, # False under mixed precision: autocast gives the adapters their input in 16 bits anyway
+                       )->int:        # the number of adapter layers set
+    "Turn PEFT's cast of each adapter's input to the adapter's float32 on or off."
+    layers = [m for m in model.modules() if hasattr(m, 'cast_input_dtype_enabled')]
+    for m in layers: m.cast_input_dtype_enabled = enabled
+    return len(layers)
+
 class TrainingLayout(TrainerCallback):
-    "No CPU inference repacking of 4-bit layers while training (its kernel has no backward pass); back on at the end."
-    def on_train_begin(self, args, state, control, model=None, **kw): cpu_inference_repacking(model, False)
-    def on_train_end(self, args, state, control, model=None, **kw): cpu_inference_repacking(model, True)
+    "While training: no CPU inference repacking of 4-bit layers (its kernel has no backward pass), and no float32 copies of adapter inputs under mixed precision."
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        cpu_inference_repacking(model, False); adapter_input_casts(model, not (args.bf16 or args.fp16))
+    def on_train_end(self, args, state, control, model=None, **kw):
+        cpu_inference_repacking(model, True); adapter_input_casts(model, True)
 
 # %% ../nbs/03_train.ipynb #e828d9d5
 class LossGuard(TrainerCallback):
