@@ -10,12 +10,15 @@ off for all (TRL turns it on by default; on a CPU memory is not what limits). Ev
 
 Per system: tokens and loss-bearing tokens per second of training, the share of padding in its batches, peak resident memory, the final
 validation loss (mean loss per completion token of the same 16 held-out pairs, computed the same way for every system, from the saved
-adapter), tokens/s as a ratio to ftbook's, and the achieved FLOP/s against this CPU's measured bf16 matrix-multiply peak, counting
+adapter), tokens/s as a ratio to ftbook's, and the achieved FLOP/s against this CPU's measured bf16 matrix-multiply peak, counting the
+work the task needs:
 
-    FLOPs = (4 N_frozen + 6 N_trainable) x tokens
+    FLOPs = (4 (N_frozen - N_head) + 6 N_trainable) x tokens + 4 N_head x loss tokens
 
-per non-padding token: a forward pass through every weight (2 FLOPs per weight), a backward pass through every weight to the
-activations (2 more), and weight gradients for the adapters only (2 more per trainable weight); attention's score and value products are
+per non-padding token: a forward pass through every weight of the body (2 FLOPs per weight), a backward pass through it to the
+activations (2 more), and weight gradients for the adapters only (2 more per trainable weight); the output layer (N_head = vocabulary x
+hidden size) is needed only where there is loss, forward and backward to its input (4 FLOPs per weight per loss token). A system that
+runs the output layer at every position does more work than this and gets no credit for it. Attention's score and value products are
 left out (under 5% of the total at these lengths). Writes bench/results/training.json. The figures are ratios measured in one run on one
 machine, not promises: run it on a quiet machine (the load average is recorded)."""
 import json, os, resource, subprocess, sys, tempfile, time
@@ -174,12 +177,12 @@ def matmul_peak(dtype:torch.dtype, n:int=2048, seconds:float=3.0)->float:
         t = time.perf_counter(); a @ b; best = max(best, 2 * n**3 / (time.perf_counter() - t))
     return best
 
-def frozen_params()->int:
-    "Weights of the base model, the tied input/output embedding counted once (the output projection is a matrix multiply)."
+def frozen_params()->tuple:
+    "Weights of the base model (the tied input/output embedding counted once: the output projection is a matrix multiply), and of its output layer."
     from transformers import AutoConfig, AutoModelForCausalLM
     from ftbook.quant import pretrained_model
     with torch.device('meta'): m = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(pretrained_model()))
-    return sum(p.numel() for p in m.parameters())
+    return sum(p.numel() for p in m.parameters()), m.get_output_embeddings().weight.numel()
 
 def compare(n_train:int)->dict:
     "Every system in its own process, then the table."
@@ -193,16 +196,16 @@ def compare(n_train:int)->dict:
             subprocess.run([sys.executable, __file__, '--one', name, str(n_train), f.name], check=True)
             systems[name] = json.loads(Path(f.name).read_text()) | dict(wall_seconds=time.perf_counter() - t)
         print(f"  {name}: {systems[name]['tokens_per_s']:.0f} tokens/s", flush=True)
-    n_frozen = frozen_params()
+    n_frozen, n_head = frozen_params()
     for s in systems.values():
-        s['flops_per_token'] = 4 * n_frozen + 6 * s['trainable_params']
-        s['flop_per_s'] = s['flops_per_token'] * s['tokens_per_s']
+        s['flops'] = (4 * (n_frozen - n_head) + 6 * s['trainable_params']) * s['tokens'] + 4 * n_head * s['loss_tokens']
+        s['flop_per_s'] = s['flops'] / s['seconds']
         s['share_of_bf16_peak'] = s['flop_per_s'] / peak['bfloat16']
         s['ratio_to_ftbook'] = s['tokens_per_s'] / systems['ftbook']['tokens_per_s']
-    return dict(n_train=n_train, n_val=N_VAL, batch=BATCH, max_len=MAX_LEN, lr=LR, lora=LORA, frozen_params=n_frozen,
+    return dict(n_train=n_train, n_val=N_VAL, batch=BATCH, max_len=MAX_LEN, lr=LR, lora=LORA, frozen_params=n_frozen, head_params=n_head,
                 matmul_peak_flop_per_s=peak, systems=systems, load_average_1min=[load_before, os.getloadavg()[0]],
                 cores=os.cpu_count(), machine=machine_info(),
-                formula='FLOPs = (4 N_frozen + 6 N_trainable) x non-padding tokens')
+                formula='FLOPs = (4 (N_frozen - N_head) + 6 N_trainable) x non-padding tokens + 4 N_head x loss tokens')
 
 def table(res:dict):
     "The comparison as a DataFrame, one row per system."
