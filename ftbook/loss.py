@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 import torch, torch.nn.functional as F
+from .quant import LOGIT_CHUNK_VALUES
 
 _all_ = []  # plumbing for training and evaluation: a user never calls it
 
@@ -71,13 +72,13 @@ def output_layer_inputs(model): # a causal LM, plain or wrapped (PEFT, DDP)
 # %% ../nbs/02c_loss.ipynb #eed06526
 def completion_loss(model,                    # a causal LM, plain or wrapped (PEFT, DDP)
                     batch:dict,               # from `ftbook.data.collate`: input_ids, labels, and attention_mask or position_ids
-                    chunk_rows:int|None=None, # positions per chunk of the output layer (default: about 128 MB of float32 logits)
+                    chunk_rows:int|None=None, # positions per chunk of the output layer (default: `LOGIT_CHUNK_VALUES` logits)
                    )->tuple:                  # (summed loss: a 0-d float32 tensor, number of loss positions)
     "The summed next-token loss over the positions that have a target, computed from their hidden states alone."
     with output_layer_inputs(model) as seen: model(**{k: v for k,v in batch.items() if k != 'labels'})
     targets = loss_targets(batch['labels']); keep = targets != -100
     head, config = _inner(model).get_output_embeddings(), _inner(model).config
-    rows = chunk_rows or max(1, 2**25 // head.weight.shape[0])
+    rows = chunk_rows or max(1, LOGIT_CHUNK_VALUES // head.weight.shape[0])
     cap = getattr(config, 'final_logit_softcapping', None) or getattr(getattr(config, 'text_config', None), 'final_logit_softcapping', None)
     return _LinearCrossEntropy.apply(seen[0][keep], head.weight, targets[keep], rows, cap), int(keep.sum())
 

@@ -353,16 +353,19 @@ def _linears(d:dict)->list:
 # %% ../nbs/01_quant.ipynb #34af36fb
 NF4_BITS = 4 + 8/64 + 32/(64*256)  # 4-bit weights + 8-bit block constants + nested 32-bit constants
 OPTIMIZER_BYTES = {'adamw': 8, 'paged_adamw_8bit': 2}  # optimizer state per trainable parameter
+LOGIT_CHUNK_VALUES = 2**25  # logits per chunk of the output layer in ftbook's loss (`ftbook.loss`): 128 MB in float32
 
 def estimate_memory(config,                   # a transformers config, or a name/folder for `pretrained_model`
                     seq_len:int=512,          # tokens per example
                     batch_size:int=1,         # examples per step
                     lora_r:int=16,            # LoRA rank, adapters on every linear layer
+                    lora_dropout:float=0.05,  # above 0, every adapter keeps its dropped-out input and the mask
                     gradient_checkpointing:bool=True,
                     optimizer:str='adamw',    # 'adamw' (CPU) or 'paged_adamw_8bit' (CUDA)
-                    act_bytes:int=4,          # bytes per saved activation (float32 residual stream)
+                    act_bytes:int=2,          # bytes per activation: 2 under bfloat16 or float16 compute, 4 in float32
+                    loss_share:float=1.0,     # share of the tokens that carry loss (the completions'): the output layer runs only there
                    )->dict:                   # bytes by component, and the total
-    "QLoRA training memory from the config alone: 4-bit weights, LoRA adapters with gradients and optimizer, activations."
+    "QLoRA training memory from the config alone: 4-bit weights, LoRA adapters with gradients and optimizer, activations, the loss."
     if not hasattr(config, 'model_type'):
         from transformers import AutoConfig
         config = AutoConfig.from_pretrained(pretrained_model(config))
@@ -371,28 +374,32 @@ def estimate_memory(config,                   # a transformers config, or a name
     n_embed = d['V']*d['h']*(1 if d['tied'] else 2)
     n_lora = d['L']*lora_r*sum(a+b for a,b in lin)
     n_norm = (2*d['L'] + 1)*d['h']  # two norms per block and a final one (16-bit)
-    per_layer = 17*d['h'] + 5*d['i'] + len(lin)*lora_r  # values saved per token and layer (measured coefficients)
-    stored = d['L']*d['h'] if gradient_checkpointing else d['L']*per_layer  # values kept from forward to backward
-    tokens = seq_len*batch_size
+    per_layer = act_bytes*(6*d['h'] + 4*d['i'] + len(lin)*lora_r) + 4*2*d['h']  # bytes saved per token and layer (measured); norms save float32
+    if lora_dropout: per_layer += sum(a for a,_ in lin)*(act_bytes + 1)  # each adapter's dropped-out input, and its mask
+    stored = d['L']*d['h']*act_bytes if gradient_checkpointing else d['L']*per_layer  # bytes kept from forward to backward
+    tokens = seq_len*batch_size; loss_tokens = math.ceil(tokens*loss_share)
     parts = dict(weights_4bit=n_linear*NF4_BITS/8, weights_16bit=2*(n_embed + n_norm),
                  lora=n_lora*(4 + 4 + OPTIMIZER_BYTES[optimizer]),  # fp32 weights and gradients + optimizer state
-                 activations=tokens*stored*act_bytes, logits=tokens*d['V']*4,
-                 recompute=tokens*per_layer*act_bytes if gradient_checkpointing else 0)  # one layer, during backward
+                 activations=tokens*stored, recompute=tokens*per_layer if gradient_checkpointing else 0,  # one layer, during backward
+                 loss_gradient=loss_tokens*d['h']*act_bytes,  # the loss's gradient for the hidden states, kept until the backward pass
+                 loss_chunk=min(loss_tokens, LOGIT_CHUNK_VALUES // d['V'])*d['V']*(4 + act_bytes))  # one chunk of float32 logits and their gradient
     return {**parts, 'total': sum(parts.values()), 'params': n_linear + n_embed + n_norm, 'lora_params': n_lora}
 
+
 # %% ../nbs/01_quant.ipynb #9b76eff7
-def saved_activation_bytes(model, # a model in training mode
-                           **batch, # its inputs (input_ids, labels, ...)
+def saved_activation_bytes(model,   # a model in training mode
+                           loss_fn, # computes a loss with `model`, e.g. `lambda: model(**batch).loss`
                           )->int:
-    "Bytes of the tensors the forward pass saves for backward, weights excluded: the activation memory of one step."
+    "Bytes of the tensors saved for backward while `loss_fn()` runs, the model's weights excluded: the activation memory of one step."
     weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
     seen = {}
     def pack(t):
         st = t.untyped_storage()
         if st.data_ptr() not in weights: seen.setdefault(st.data_ptr(), st.nbytes())
         return t
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): model(**batch)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): loss_fn()
     return sum(seen.values())
+
 
 # %% ../nbs/01_quant.ipynb #4602d34b
 def llama_config(h:int, i:int, L:int, heads:int, kv_heads:int, vocab:int, tied:bool=False):
