@@ -12,7 +12,7 @@ from .quant import LOGIT_CHUNK_VALUES
 _all_ = []  # plumbing for training and evaluation: a user never calls it
 
 # %% auto #0
-__all__ = ['loss_targets', 'completion_loss']
+__all__ = []
 
 # %% ../nbs/02c_loss.ipynb #e4dac07f
 def loss_targets(labels:torch.Tensor, # [batch, seq]: token ids where the loss counts, -100 elsewhere
