@@ -77,32 +77,10 @@ def completion_loss(model,                    # a causal LM, plain or wrapped (P
     "The summed next-token loss over the positions that have a target, computed from their hidden states alone."
     with output_layer_inputs(model) as seen: model(**{k: v for k,v in batch.items() if k != 'labels'})
     targets = loss_targets(batch['labels']); keep = targets != -100
-    head, config = _inner(model).get_output_embeddings(), _inner(model).config
+    inner = _inner(model); head, config = inner.get_output_embeddings(), inner.config
     rows = chunk_rows or max(1, LOGIT_CHUNK_VALUES // head.weight.shape[0])
     cap = getattr(config, 'final_logit_softcapping', None) or getattr(getattr(config, 'text_config', None), 'final_logit_softcapping', None)
     return _LinearCrossEntropy.apply(seen[0][keep], head.weight, targets[keep], rows, cap), int(keep.sum())
-
-# %% ../nbs/02c_loss.ipynb #e3a9e0a6
-def _arithmetic_rows(tok, n:int=6)->list:
-    "Tokenized prompt/completion examples of different lengths (labels -100 on the prompt)."
-    rows = []
-    for i in range(n):
-        p, c = tok(f'What is {i} plus {i}?')['input_ids'], tok(f' {2*i}.' + ' Indeed.'*(i % 3))['input_ids'] + [tok.eos_token_id]
-        rows.append(dict(input_ids=p + c, labels=[-100]*len(p) + c))
-    return rows
-
-def _lora(model, seed:int=0):
-    "`model` with a LoRA adapter on every linear layer, its weights random (a fresh adapter is a no-op)."
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules='all-linear', task_type='CAUSAL_LM'))
-    torch.manual_seed(seed)
-    for p in peft_model.parameters():
-        if p.requires_grad: torch.nn.init.normal_(p, std=0.05)
-    return peft_model
-
-def _loss_and_grads(model, loss_fn)->tuple:
-    "The loss `loss_fn()` returns, and the gradient it gives every trainable weight."
-    model.zero_grad(); loss = loss_fn(); loss.backward()
-    return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
 
 # %% ../nbs/02c_loss.ipynb #a7501e62
 def full_logits_loss(model,      # a causal LM, plain or wrapped
