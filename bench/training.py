@@ -109,7 +109,7 @@ def common_args(out:str)->dict:
 
 # ---------------------------------------------------------------- the systems
 def run_ftbook(train_records, out, meter, packing:bool)->str:
-    from ftbook.clinic import worked_example_config
+    from ftbook.worked_example import worked_example_config
     from ftbook.quant import load_tokenizer, pretrained_model
     from ftbook.train import TrainingMonitor, train
     class Monitor(TrainingMonitor):  # ftbook's own monitor, passing the meter its events

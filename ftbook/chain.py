@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pandas as pd
 from .data import PromptTemplate
 from .system import System
-from .examples import NUMBER_WORDS, parse_summary
-from .clinic import medication_facts
+from .examples import NUMBER_WORDS
+from .clinic import medication_facts, parse_summary
 from .eval import mentions
 
 _all_ = ['Step', 'run_chain', 'chain_report']  # what a user calls; the rest is exported for the package's own use

@@ -37,7 +37,7 @@ def cmd_train(args):
 
 def cmd_eval(args):
     "Evaluate an adapter on a file of notes; print the table."
-    from ftbook.clinic import evaluate_adapter
+    from ftbook.worked_example import evaluate_adapter
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # as in `cmd_demo`: no weight-loading bars, so an error is the last thing printed
     table = evaluate_adapter(args.adapter, args.data, out=args.out, with_base=not args.no_base, limit=args.limit,
@@ -46,7 +46,7 @@ def cmd_eval(args):
 
 def cmd_demo(args):
     "The worked example end to end; print the model, the table and where the report is."
-    from ftbook.clinic import model_note, report_table, worked_example
+    from ftbook.worked_example import model_note, report_table, worked_example
     from ftbook.quant import pretrained_model
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # the bars that matter are training's and generation's

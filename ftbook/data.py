@@ -470,7 +470,7 @@ def collate(rows:list,     # examples or packed rows
 # %% ../nbs/02_data.ipynb #3d0c4225
 def _token_texts(tok, ids:list, labels:list)->list:
     "(text, carries loss) per token; a character split over several byte tokens is shown once, whole."
-    out, prev, start = [], '', 0
+    out, prev = [], ''
     for j in range(len(ids)):
         text = tok.decode(ids[:j+1])
         if text.endswith('\ufffd') and j+1 < len(ids): continue  # half a character: wait for its other bytes

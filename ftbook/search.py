@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd, torch
 from .core import atomic_dir, pick_device
 from .system import System
-from .examples import CONDITIONS, Condition, follow_up_text, make_visit, duration_text, medication_text, person_text, units_text
+from .conditions import CONDITIONS, Condition
+from .examples import follow_up_text, make_visit, duration_text, medication_text, person_text, units_text
 
 _all_ = ['finetune_embedder', 'compare_retrieval', 'rag_answer']  # what a user calls; the rest is exported for the package's own use
 
@@ -87,7 +88,7 @@ def _protocol(c:Condition)->dict:
             'management': f"{name}: management. Diagnosis: {_plain(c.assessment, c, ' or ')}. Plan: {_plain(c.plan, c)}. "
                           f"Medications: {meds}. Follow-up: {follow}."}
 
-def protocol_documents(conditions:list|None=None, # condition names (default: all of `ftbook.examples.CONDITIONS`)
+def protocol_documents(conditions:list|None=None, # condition names (default: all of `ftbook.conditions.CONDITIONS`)
                       )->list:                     # {'id', 'condition', 'aspect', 'text'} per document
     "The clinic's protocol library: for each condition, how it presents, how to examine it and how to manage it, in plain words."
     return [dict(id=f'{n}/{a}', condition=n, aspect=a, text=text)
@@ -109,13 +110,13 @@ def clinician_query(c:Condition,          # the condition of the visit
     return f"{rng.choice(['A', 'Dx', 'Imp'])}: {v['assessment'][1]}, {treat}"
 
 # %% ../nbs/13_search.ipynb #3d33ed3e
-def clinician_queries(conditions:list,     # condition names (keys of `ftbook.examples.CONDITIONS`)
+def clinician_queries(conditions:list,     # condition names (keys of `ftbook.conditions.CONDITIONS`)
                       per_document:int=4,  # distinct queries for each protocol document
                       seed:int=0,          # same seed, same queries
                      )->list:              # {'query', 'doc_id', 'condition', 'aspect'} per query
     "Distinct shorthand queries for every protocol of `conditions`, each with the id of the one document that answers it."
     unknown = [n for n in conditions if n not in CONDITIONS]
-    if unknown: raise KeyError(f"Unknown conditions {unknown[:5]}: use names from ftbook.examples.CONDITIONS, such as {sorted(CONDITIONS)[:3]}.")
+    if unknown: raise KeyError(f"Unknown conditions {unknown[:5]}: use names from ftbook.conditions.CONDITIONS, such as {sorted(CONDITIONS)[:3]}.")
     if per_document < 1: raise ValueError(f"per_document={per_document}: ask for at least 1 query per document.")
     out = []
     for n in conditions:

@@ -12,7 +12,7 @@ from .quant import DEFAULT_MODEL, load_tokenizer, pretrained_model, unpack_for_t
 _all_ = ['TINY_ARCHS', 'tiny_model', 'lora_smoke_step']  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['TINY_ARCHS', 'tiny_model', 'lora_smoke_step']
+__all__ = ['TINY_ARCHS', 'tiny_model', 'lora_smoke_step', 'error_text']
 
 # %% ../nbs/92_testing.ipynb #f369f7c0
 def _tiny_config(arch:str, vocab:int, bos:int, eos:int):
@@ -60,3 +60,17 @@ def lora_smoke_step(model, tok, r:int=8)->dict:
     out.loss.backward()
     b = [p for n,p in m.named_parameters() if 'lora_B' in n]
     return dict(loss=out.loss.item(), lora_B=len(b), lora_B_with_grad=sum(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in b))
+
+# %% ../nbs/92_testing.ipynb #7e1a0c02
+def error_text(f,               # a function of no arguments that must fail
+               contains:str='', # words the message must contain
+               kind=Exception,  # the kind of error it must raise
+              )->str:           # the message, for the page to show
+    "The message of the error `f()` raises, checked to be a `kind` containing `contains`."
+    try: f()
+    except kind as e:
+        msg = str(e)
+        if contains not in msg: raise AssertionError(f'the {type(e).__name__} says {msg!r}, without {contains!r}') from e
+        return msg
+    raise AssertionError(f'{getattr(f, "__name__", f)} raised no {kind.__name__}')
+

@@ -2,15 +2,16 @@
 import json, os, subprocess, sys
 import pytest
 from ftbook.data import make_pairs, normalize, pair_report, read_records
-from ftbook.examples import (CONDITIONS, CORRUPTIONS, SUMMARY_SECTIONS, STYLES, Condition, clinic_facts, clinic_notes, clinic_split,
-                             clinic_template, corrupt_summary, format_problems, held_out_notes, normalize_dose, parse_med, parse_summary)
+from ftbook.clinic import SHORT_TEMPLATE, SUMMARY_SECTIONS, clinic_facts, format_problems, normalize_dose, parse_summary
+from ftbook.conditions import CONDITIONS, Condition, parse_med
+from ftbook.examples import CORRUPTIONS, STYLES, clinic_notes, clinic_split, corrupt_summary, held_out_notes
 from ftbook.quant import load_tokenizer, pretrained_model
 
 @pytest.fixture(scope='module')
 def big(): return clinic_notes(5000)
 
 def test_5000_clean_records_pass_every_data_check(big):
-    template, tok = clinic_template(), load_tokenizer(pretrained_model())
+    template, tok = SHORT_TEMPLATE, load_tokenizer(pretrained_model())
     report = pair_report(make_pairs(big, template), tok, template)
     assert {c: report.indices(c) for c in report.findings} == {c: [] for c in report.findings}
 
@@ -40,7 +41,7 @@ def test_records_round_trip_through_jsonl(tmp_path):
     p = tmp_path/'clinic.jsonl'
     p.write_text('\n'.join(json.dumps(r) for r in recs))
     assert list(read_records(p)) == recs
-    assert make_pairs(p, clinic_template()) == make_pairs(recs, clinic_template())
+    assert make_pairs(p, SHORT_TEMPLATE) == make_pairs(recs, SHORT_TEMPLATE)
 
 def test_held_out_set_is_fixed_clean_and_disjoint():
     tr1, te1 = clinic_split(100, 40)
@@ -49,7 +50,7 @@ def test_held_out_set_is_fixed_clean_and_disjoint():
     assert tr2[:100] != tr1 and [r['note'] for r in tr2[:100]] == [r['note'] for r in tr1]  # same notes, some summaries corrupted
     assert all(r['corruption'] is None for r in te2) and sum(r['corruption'] is not None for r in tr2) == 90
     assert not {normalize(r['note']) for r in tr2} & {normalize(r['note']) for r in te2}
-    t = clinic_template()
+    t = SHORT_TEMPLATE
     leak = pair_report(make_pairs(tr2, t), load_tokenizer(pretrained_model()), t, val=make_pairs(te2, t))
     assert leak.indices('leakage') == [] and leak.leaked_val == []
 

@@ -22,7 +22,7 @@ levels = {n: lv for n, lv in after['loggers'].items() if lv != before['loggers']
 print(json.dumps(dict(changed={k: str(v)[:2000] for k, v in changed.items()}, levels=levels)))
 """
 
-MODULES = ['ftbook', 'ftbook.core', 'ftbook.quant', 'ftbook.data', 'ftbook.train', 'ftbook.eval', 'ftbook.examples', 'ftbook.clinic',
+MODULES = ['ftbook', 'ftbook.core', 'ftbook.quant', 'ftbook.data', 'ftbook.train', 'ftbook.eval', 'ftbook.clinic', 'ftbook.conditions', 'ftbook.examples', 'ftbook.worked_example',
            'ftbook.products', 'ftbook.choose', 'ftbook.chain', 'ftbook.search', 'ftbook.cli']
 
 def probe(tmp_path, *modules)->dict:
