@@ -112,6 +112,7 @@ def add_condition(**kwargs, # the fields of a `Condition`
 SIDE = ['right | R', 'left | L']
 
 # %% ../nbs/05a_conditions.ipynb #b3d34dd8
+# Cardiology and respiratory medicine
 add_condition(name='hypertension', specialty='cardiology', ages=(35, 85),
     complaint=['elevated blood pressure readings at home | elevated home BP readings', 'headaches and a high blood pressure reading at a pharmacy | HAs, high BP at pharmacy',
                'follow-up of high blood pressure | f/u HTN'],
@@ -220,6 +221,7 @@ add_condition(name='acute bronchitis', specialty='respiratory', ages=(18, 70),
     follow_up=['prn', (2, 'week')])
 
 # %% ../nbs/05a_conditions.ipynb #4e2261be
+# Pediatrics (ages 1 to 16, weight-based doses) and dermatology (topical doses are strengths, such as `0.1 %`)
 add_condition(name='otitis media', specialty='pediatrics', ages=(1, 6),
     complaint=['ear pain and fever | ear pain, fever', 'pulling at the {side} ear | pulling {side} ear', 'fussiness and ear pain | fussy, otalgia'],
     duration=(1, 3, 'day'), slots=dict(side=SIDE), history=['recurrent ear infections | recurrent AOM', 'eczema'],
@@ -322,6 +324,7 @@ add_condition(name='tinea corporis', specialty='dermatology', ages=(6, 70),
     follow_up=[(4, 'week'), 'prn'])
 
 # %% ../nbs/05a_conditions.ipynb #a3f13be7
+# Endocrinology and gastroenterology
 add_condition(name='type 2 diabetes', specialty='endocrinology', ages=(35, 80),
     complaint=['diabetes follow-up | DM2 f/u', 'high sugars on the home meter | high home BGs', 'more thirst and urination | polyuria, polydipsia'],
     duration=(1, 3, 'month'), history=['hypertension | HTN', 'hyperlipidemia | HLD', 'obesity'],
@@ -405,6 +408,7 @@ add_condition(name='constipation', specialty='gastroenterology', ages=(20, 85),
     follow_up=[(4, 'week'), (6, 'week')])
 
 # %% ../nbs/05a_conditions.ipynb #f163510f
+# Musculoskeletal problems, urology and infections
 add_condition(name='low back pain', specialty='musculoskeletal', ages=(20, 70),
     complaint=['low back pain after lifting | LBP after lifting', 'low back pain spreading to the buttock | LBP radiating to buttock'],
     duration=(2, 14, 'day'), history=['no chronic conditions | no PMHx', 'obesity', 'prior back strain | prior back strain'],
@@ -500,6 +504,7 @@ add_condition(name='kidney stone', specialty='urology/infections', ages=(25, 65)
     follow_up=[(1, 'week'), (2, 'week')])
 
 # %% ../nbs/05a_conditions.ipynb #10e41b38
+# Neurology and mental health
 add_condition(name='migraine', specialty='neurology', ages=(15, 55), female=0.75,
     complaint=['throbbing one-sided headaches with nausea | unilateral throbbing HA w/ nausea', 'recurring headaches with light sensitivity | recurrent HA w/ photophobia'],
     duration=(2, 12, 'month'), history=['no chronic conditions | no PMHx', 'anxiety', 'motion sickness | motion sickness'],
