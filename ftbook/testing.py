@@ -12,7 +12,7 @@ from .quant import DEFAULT_MODEL, load_tokenizer, pretrained_model, unpack_for_t
 _all_ = ['TINY_ARCHS', 'tiny_model', 'lora_smoke_step']  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['TINY_ARCHS', 'tiny_model', 'lora_smoke_step', 'error_text']
+__all__ = ['TINY_ARCHS', 'tiny_model', 'lora_smoke_step']
 
 # %% ../nbs/92_testing.ipynb #f369f7c0
 def _tiny_config(arch:str, vocab:int, bos:int, eos:int):

@@ -29,6 +29,7 @@ from ftbook.cli import parse_overrides
 from ftbook.data import PromptTemplate, make_pairs, pair_report, prompt_text, read_records, split_pairs, tokenize_pairs
 from ftbook.system import System, load_system
 from ftbook.eval import Rouge, compare
+from ftbook.export import export
 from ftbook.quant import load_model, load_tokenizer, prepare_tokenizer
 from ftbook.testing import tiny_model
 from ftbook.train import train
@@ -93,6 +94,13 @@ RECORDS = ''.join(json.dumps(dict(q=f'What is {i} plus {i}?', a=f'{2*i}.')) + '\
 def run_config(d:Path, fx, **changes)->RunConfig:
     "A tiny-model RunConfig writing to the case folder's run/."
     return RunConfig(output_dir=str(d/'run'), model=ModelSettings(name=str(fx.tiny)), data=DataSettings(template=T, max_len=64)).override(changes)
+
+def gpt2_adapter(d:Path)->Path:
+    "A LoRA adapter on the tiny GPT-2 model, an architecture ftbook cannot write as GGUF."
+    from peft import LoraConfig, get_peft_model
+    base, _ = load_model(tiny_model('gpt2'), quant=None, dtype=torch.float32)
+    get_peft_model(base, LoraConfig(r=2, target_modules='all-linear', task_type='CAUSAL_LM')).save_pretrained(d/'run'/'adapter')
+    return d/'run'/'adapter'
 
 def adapter_copy(d:Path, fx, drop:tuple=(), **write)->Path:
     dest = d/'run'/'adapter'
@@ -289,6 +297,19 @@ CASES = [
     Case('cli/eval-adapter-missing', 'cli', ['adapter does not exist', "adapter/ or merged/ folder"],
          lambda d, fx: ['eval', '--adapter', str(d/'run'/'adapter'), '--data', str(d/'notes.jsonl'), '--out', str(d/'results')],
          {'notes.jsonl': json.dumps(NOTE) + '\n'}, out='results'),
+    Case('export/not-a-run-folder', 'api', ['neither a run folder', 'output_dir of a finished run'],
+         lambda d, fx: export(d/'runs'/'typo'), error=FileNotFoundError),
+    Case('export/over-an-existing-export', 'api', ['exists', 'never overwrites', 'another dest'],
+         lambda d, fx: export(d/'run'), prep=lambda d, fx: (adapter_copy(d, fx), (d/'run'/'gguf-q8_0').mkdir(), (d/'run'/'gguf-q8_0'/'keep.gguf').write_text('mine')),
+         error=FileExistsError),
+    Case('export/unknown-architecture', 'api', ["cannot write a 'gpt2' model", "to='merged'", 'convert_hf_to_gguf.py'],
+         lambda d, fx: export(d/'run'), prep=lambda d, fx: gpt2_adapter(d), out='run/gguf-q8_0', error=ValueError),
+    Case('export/dest-inside-a-file', 'api', ['is a file', 'pass a dest in a folder'],
+         lambda d, fx: export(d/'run', dest=d/'notes.txt'/'export'), files={'notes.txt': 'not a folder'}, prep=lambda d, fx: adapter_copy(d, fx),
+         error=NotADirectoryError),
+    Case('export/unknown-quant', 'api', ["quant='q4_k_m'", "'q8_0' or 'f16'", 'llama-quantize'],
+         lambda d, fx: export(d/'run', quant='q4_k_m'), prep=lambda d, fx: adapter_copy(d, fx), out='run/gguf-q4_k_m', error=ValueError),
+    Case('cli/export-not-a-run-folder', 'cli', ['neither a run folder', 'output_dir of a finished run'], lambda d, fx: ['export', str(d/'runs'/'typo')]),
     Case('cli/eval-adapter-without-template-json', 'cli', ['no template.json', 'load_system(path, template=...)'],
          lambda d, fx: ['eval', '--adapter', str(d/'run'/'adapter'), '--data', str(d/'notes.jsonl'), '--no-base', '--max-new-tokens', '2'],
          {'notes.jsonl': json.dumps(NOTE) + '\n'}, prep=lambda d, fx: adapter_copy(d, fx), out='run/eval-notes'),
