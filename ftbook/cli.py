@@ -83,7 +83,7 @@ def parser()->argparse.ArgumentParser:
     x = sub.add_parser('export', help='ship a run: GGUF for llama.cpp and Ollama (default), or a merged model folder')
     x.add_argument('run', help="a finished run's folder, or its adapter/ folder")
     x.add_argument('--gguf', action='store_true', help='write GGUF (the default)'); x.add_argument('--merged', action='store_true', help='write a merged transformers folder')
-    x.add_argument('--quant', default='q8_0', choices=['q8_0', 'f16'], help='GGUF weight type (default q8_0)')
+    x.add_argument('--quant', default='f16', choices=['f16', 'q8_0'], help='GGUF weight type: f16 (default, behaves like the merged model) or q8_0 (half the size)')
     x.add_argument('--out', help='the folder to write (default: gguf-<quant>/ or merged/ in the run folder)')
     return p
 

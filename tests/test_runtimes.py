@@ -8,7 +8,7 @@ from ftbook.export import write_gguf
 from ftbook.testing import tiny_model
 
 TEXT = "<|im_start|>user\nPatient: 58-year-old male, aspirin 81 mg PO daily. I've 33 333 of them 🦙<|im_end|>\n<|im_start|>assistant\n"
-TOLERANCE = dict(f16=0.002, q8_0=0.03)  # of the logits' largest magnitude, as in the export chapter
+TOLERANCE = dict(f16=0.002, q8_0=0.05)  # of the logits' largest magnitude, as in the export chapter
 
 @pytest.mark.parametrize('arch', ['llama', 'mistral', 'qwen2', 'phi3'])  # name='tiny': llama.cpp treats a model *named* like Phi-3 as having Phi-3's SentencePiece tokens
 @pytest.mark.parametrize('quant', ['f16', 'q8_0'])
