@@ -52,9 +52,9 @@ test: install chromium
 LLAMA_CPP ?= llama-cpp-python==0.3.36
 WHEELS := $(HOME)/.cache/ftbook/wheels
 test-runtimes: install
-	ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+	ls $(WHEELS)/llama_cpp_python-$(subst llama-cpp-python==,,$(LLAMA_CPP))-*.whl >/dev/null 2>&1 || CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
 	  $(PY) -m pip wheel --no-deps "$(LLAMA_CPP)" -w $(WHEELS)
-	$(PY) -m pip install -q $(WHEELS)/llama_cpp_python-*.whl
+	$(PY) -m pip install -q $(WHEELS)/llama_cpp_python-$(subst llama-cpp-python==,,$(LLAMA_CPP))-*.whl
 	$(BIN)/pytest tests/test_runtimes.py -q
 
 demo: install

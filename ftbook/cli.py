@@ -59,7 +59,8 @@ def cmd_export(args):
     from ftbook.export import export
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
-    print(export(args.run, to='merged' if args.merged else 'gguf', quant=args.quant, dest=args.out))
+    if args.merged and args.quant: raise ValueError('--quant is for GGUF files: a merged folder keeps the weights as trained. Drop --quant, or --merged.')
+    print(export(args.run, to='merged' if args.merged else 'gguf', quant=args.quant or 'f16', dest=args.out))
 
 
 # %% ../nbs/90_cli.ipynb #7848ee24
@@ -82,8 +83,9 @@ def parser()->argparse.ArgumentParser:
     d.add_argument('--out', help='the run folder (default: runs/<timestamp>)'); d.add_argument('--n-train', type=int, default=384)
     x = sub.add_parser('export', help='ship a run: GGUF for llama.cpp and Ollama (default), or a merged model folder')
     x.add_argument('run', help="a finished run's folder, or its adapter/ folder")
-    x.add_argument('--gguf', action='store_true', help='write GGUF (the default)'); x.add_argument('--merged', action='store_true', help='write a merged transformers folder')
-    x.add_argument('--quant', default='f16', choices=['f16', 'q8_0'], help='GGUF weight type: f16 (default, behaves like the merged model) or q8_0 (half the size)')
+    kind = x.add_mutually_exclusive_group()
+    kind.add_argument('--gguf', action='store_true', help='write GGUF (the default)'); kind.add_argument('--merged', action='store_true', help='write a merged transformers folder')
+    x.add_argument('--quant', choices=['f16', 'q8_0'], help='GGUF weight type: f16 (default, behaves like the merged model) or q8_0 (half the size)')
     x.add_argument('--out', help='the folder to write (default: gguf-<quant>/ or merged/ in the run folder)')
     return p
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_export.ipynb #53d6a41a
 from __future__ import annotations
-import functools, hashlib, json, os, re, shutil
+import functools, hashlib, json, os, re, shlex, shutil
 from dataclasses import dataclass
 from pathlib import Path
 import torch
@@ -40,8 +40,14 @@ def _common(w, cfg):
 
 def _head_dim(cfg)->int: return getattr(cfg, 'head_dim', None) or cfg.hidden_size // cfg.num_attention_heads
 
+def _head_size(w, cfg):
+    "The head size, which llama.cpp otherwise takes to be hidden_size / heads (not so in every model)."
+    w.add_key_length(_head_dim(cfg)); w.add_value_length(_head_dim(cfg))
+
 def _llama_params(w, cfg):
-    _common(w, cfg); w.add_vocab_size(cfg.vocab_size); w.add_rope_dimension_count(_head_dim(cfg))
+    _common(w, cfg); _head_size(w, cfg); w.add_vocab_size(cfg.vocab_size); w.add_rope_dimension_count(_head_dim(cfg))
+
+def _qwen2_params(w, cfg): _common(w, cfg); _head_size(w, cfg)
 
 def _phi3_params(w, cfg):
     _common(w, cfg)
@@ -57,7 +63,7 @@ class GGUFArch:
 
 GGUF_ARCHS = {'llama': GGUFArch('llama', _llama_params, _llama_tensor),
               'mistral': GGUFArch('llama', _llama_params, _llama_tensor),  # llama.cpp reads Mistral as Llama
-              'qwen2': GGUFArch('qwen2', _common, lambda n, t, c: t),
+              'qwen2': GGUFArch('qwen2', _qwen2_params, lambda n, t, c: t),
               'phi3': GGUFArch('phi3', _phi3_params, lambda n, t, c: t)}  # fused qkv and gate/up stay fused
 
 def gguf_arch(cfg)->GGUFArch:
@@ -71,13 +77,20 @@ def gguf_arch(cfg)->GGUFArch:
     return arch
 
 # %% ../nbs/06_export.ipynb #bcab0ac2
+def _gguf_types(quant:str)->tuple:
+    "(GGML tensor type, llama.cpp file type) for `quant`, or a clear error."
+    import gguf
+    types = dict(f16=(gguf.GGMLQuantizationType.F16, gguf.LlamaFileType.MOSTLY_F16), q8_0=(gguf.GGMLQuantizationType.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0))
+    if quant not in types: raise ValueError(f"quant={quant!r}: use 'f16' or 'q8_0' (other GGUF types need llama.cpp's llama-quantize).")
+    return types[quant]
+
 def gguf_tensor(name:str, data, quant:str)->tuple:
     "(array, GGML type) for one tensor: vectors and norms in float32, matrices in `quant` ('f16' or 'q8_0'; f16 where a row does not split into q8_0 blocks)."
     import gguf
     T = gguf.GGMLQuantizationType
     data = data.float().numpy() if isinstance(data, torch.Tensor) else data
-    if data.ndim <= 1 or not name.endswith('.weight') or name.endswith('_norm.weight'): return data.astype('float32'), T.F32
-    qtype = dict(f16=T.F16, q8_0=T.Q8_0)[quant]
+    if data.ndim <= 1 or not name.endswith('.weight'): return data.astype('float32'), T.F32
+    qtype = _gguf_types(quant)[0]
     try: return gguf.quants.quantize(data, qtype), qtype
     except gguf.QuantError: return gguf.quants.quantize(data, T.F16), T.F16
 
@@ -128,39 +141,43 @@ def write_tokenizer(w, folder:Path, tok, n_vocab:int):
     "The tokenizer, its special tokens and chat template into the GGUF writer `w`."
     import gguf
     _check_bpe(tok)
+    if len(tok) > n_vocab: raise ValueError(f"The tokenizer has {len(tok)} tokens but the model only {n_vocab} embeddings: resize them "
+                                            f"(`model.resize_token_embeddings(len(tok))`) and save the model again before exporting.")
     tokens, types = token_table(tok, n_vocab)
     w.add_tokenizer_model('gpt2'); w.add_tokenizer_pre(pre_tokenizer(tok)); w.add_token_list(tokens); w.add_token_types(types)
     special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=n_vocab)
     if tok.pad_token_id is not None: special.special_token_ids['pad'] = tok.pad_token_id  # ftbook's pad, which is not EOS
+    ids = tok('a')['input_ids']  # whether the tokenizer adds BOS or EOS, as it does rather than as its files say
+    special.add_special_token.update(bos=tok.bos_token_id is not None and ids[0] == tok.bos_token_id, eos=tok.eos_token_id is not None and ids[-1] == tok.eos_token_id)
     special.add_to_gguf(w, quiet=True)
-    ids = tok('a')['input_ids']
-    w.add_add_bos_token(tok.bos_token_id is not None and ids[0] == tok.bos_token_id)
-    w.add_add_eos_token(tok.eos_token_id is not None and ids[-1] == tok.eos_token_id)
 
 # %% ../nbs/06_export.ipynb #0791bb19
 def write_gguf(model_dir:str|Path, # a transformers model folder (config, safetensors, tokenizer): a merged run
                path:str|Path,      # the .gguf file to write
-               quant:str='q8_0',   # 'q8_0' (8.5 bits a weight) or 'f16'
+               quant:str='f16',    # 'f16' or 'q8_0' (8.5 bits a weight)
                name:str|None=None, # the model's name in the file
               )->Path:
     "Write the model in `model_dir` as one GGUF file: hyper-parameters, weights in llama.cpp's layout, tokenizer, chat template."
     import gguf
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoTokenizer
-    if quant not in ('q8_0', 'f16'): raise ValueError(f"quant={quant!r}: use 'q8_0' or 'f16' (other GGUF types need llama.cpp's llama-quantize).")
+    file_type = _gguf_types(quant)[1]
     model_dir, path = Path(model_dir), Path(path)
-    cfg = AutoConfig.from_pretrained(model_dir); arch = gguf_arch(cfg)
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    cfg = AutoConfig.from_pretrained(model_dir, trust_remote_code=False); arch = gguf_arch(cfg)
+    tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
     w = gguf.GGUFWriter(path, arch.name)
-    w.add_type(gguf.GGUFType.MODEL); w.add_name(name or model_dir.name)
+    w.add_type(gguf.GGUFType.MODEL)
+    w.add_name(re.sub(r'(?i)phi-?3', 'phi_3', name or model_dir.name))  # llama.cpp gives any model *named* Phi-3 Phi-3's token rules
     arch.params(w, cfg)
-    w.add_file_type(dict(f16=gguf.LlamaFileType.MOSTLY_F16, q8_0=gguf.LlamaFileType.MOSTLY_Q8_0)[quant])
+    w.add_file_type(file_type)
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.name.upper().replace('-', '_')], cfg.num_hidden_layers)
     for f in sorted(model_dir.glob('*.safetensors')):
         for key, t in load_file(f).items():
             data, qtype = gguf_tensor(key, arch.tensor(key, t.float(), cfg), quant)
-            w.add_tensor(names.get_name(key, try_suffixes=('.weight', '.bias')), data, raw_dtype=qtype)
+            gguf_name = names.get_name(key, try_suffixes=('.weight', '.bias'))
+            if gguf_name is None: raise ValueError(f"{f.name}: llama.cpp has no name for the tensor {key}. Export to='merged' and convert with llama.cpp's convert_hf_to_gguf.py.")
+            w.add_tensor(gguf_name, data, raw_dtype=qtype)
     write_tokenizer(w, model_dir, tok, cfg.vocab_size)
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
     return path
@@ -199,8 +216,7 @@ def check_gguf(reference:str|Path, # the merged model folder the file was writte
                 same_eos=tok.eos_token == ref_tok.eos_token, model=model, tokenizer=tok)
 
 # %% ../nbs/06_export.ipynb #fc576efe
-CHATML_OLLAMA = ('{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
-                 '{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n')
+CHATML_OLLAMA = '{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n'  # Ollama's own ChatML form: SYSTEM arrives in .Messages
 
 def trained_system(tok, template:PromptTemplate|None)->str|None:
     "The system message the model saw in training: the template's, or the one its chat template adds when there is none (SmolLM2 adds one)."
@@ -215,6 +231,8 @@ def modelfile(gguf_name:str,                  # the GGUF file, in the same folde
               template:PromptTemplate|None,   # the run's template: its system prompt and few-shot turns
              )->str:
     "An Ollama Modelfile: the chat format the model was trained in, its stop tokens, its system prompt and few-shot turns, greedy decoding."
+    texts = [trained_system(tok, template) or ''] + [t for ex in (template.examples if template else []) for t in ex]
+    if any('"""' in t for t in texts): raise ValueError('The system prompt or a few-shot example contains """, which ends a Modelfile string: rephrase it before exporting.')
     chatml = '<|im_start|>' in (tok.chat_template or '')
     lines = [f'FROM ./{gguf_name}'] + ([f'TEMPLATE """{CHATML_OLLAMA}"""'] if chatml else [])
     lines += [f'PARAMETER stop "{s}"' for s in dict.fromkeys([tok.eos_token] + (['<|im_start|>'] if chatml else []))]
@@ -226,10 +244,10 @@ def modelfile(gguf_name:str,                  # the GGUF file, in the same folde
 # %% ../nbs/06_export.ipynb #8ccc303b
 def _export_readme(gguf_name:str, template:PromptTemplate|None, system:str|None)->str:
     ask = f"Send each request the way the model was trained: `{template.prompt}`, with the fields filled in." if template else ''
-    sys_flag = f' -sys "{system}"' if system else ''
+    sys_flag = f' -sys {shlex.quote(system)}' if system else ''
     return (f"# {gguf_name}\n\nA fine-tuned model exported by ftbook: the adapter merged into the base weights it was trained on, "
             f"written as GGUF for llama.cpp, Ollama and LM Studio. {ask}\n\n"
-            f"## llama.cpp\n\n```\nllama-cli -m {gguf_name} -cnv --temp 0{sys_flag}\nllama-server -m {gguf_name} --jinja   # an OpenAI-style API on port 8080\n```\n\n"
+            f"## llama.cpp\n\n```\nllama-cli -m {gguf_name} -cnv --temp 0{sys_flag}\nllama-server -m {gguf_name} --jinja   # an OpenAI-style API on port 8080: send the system prompt above with every request\n```\n\n"
             f"## Ollama\n\n```\nollama create my-model -f Modelfile\nollama run my-model\n```\n\n"
             f"The Modelfile holds the chat format the model was trained in, its stop tokens and its system prompt; change them and the "
             f"model sees prompts unlike its training examples.\n")
@@ -238,8 +256,8 @@ def _check_exportable(adapter:Path):
     "Fail before any work when the base model's architecture or tokenizer cannot be written as GGUF."
     from transformers import AutoConfig, AutoTokenizer
     base = pretrained_model(json.loads((adapter/'adapter_config.json').read_text())['base_model_name_or_path'])
-    gguf_arch(AutoConfig.from_pretrained(base))
-    tok = AutoTokenizer.from_pretrained(base); _check_bpe(tok); pre_tokenizer(tok)
+    gguf_arch(AutoConfig.from_pretrained(base, trust_remote_code=False))
+    tok = AutoTokenizer.from_pretrained(base, trust_remote_code=False); _check_bpe(tok); pre_tokenizer(tok)
 
 def _writable(dest:Path):
     "A clear error, before any work, when `dest` exists or its folder cannot be written."
@@ -255,16 +273,16 @@ def export(source,                    # a finished run: its `TrainResult`, its f
           )->Path:                    # the folder written, complete or not at all
     "Ship a run: the adapter merged into its base, as a GGUF file with a Modelfile and a README, or as a model folder."
     if to not in ('gguf', 'merged'): raise ValueError(f"to={to!r}: use 'gguf' (llama.cpp, Ollama) or 'merged' (transformers, vLLM, TGI).")
-    if quant not in ('q8_0', 'f16'): raise ValueError(f"quant={quant!r}: use 'q8_0' or 'f16' (other GGUF types need llama.cpp's llama-quantize).")
+    _gguf_types(quant)
     adapter = _adapter_of(source)
-    dest = Path(dest or adapter.parent/('merged' if to == 'merged' else f'gguf-{quant}'))
+    dest = Path(dest).expanduser().resolve() if dest else adapter.parent/('merged' if to == 'merged' else f'gguf-{quant}')
     _writable(dest)
+    for stale in dest.parent.glob(f'.{dest.name}.tmp-*'): shutil.rmtree(stale, ignore_errors=True)  # left by an export that was killed
     if to == 'merged': return merge_adapter(adapter, dest)
     _check_exportable(adapter)
     tpath = adapter/'template.json'
     template = PromptTemplate.from_dict(json.loads(tpath.read_text())) if tpath.exists() else None
     name = f'{adapter.parent.name}-{quant}.gguf'
-    for stale in dest.parent.glob(f'.{dest.name}.tmp-*'): shutil.rmtree(stale, ignore_errors=True)  # left by an export that was killed
     with atomic_dir(dest, replace=False) as tmp:
         merged = merge_adapter(adapter, tmp/'.merged', dtype=torch.float32)
         write_gguf(merged, tmp/name, quant, name=adapter.parent.name)

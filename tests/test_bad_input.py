@@ -307,7 +307,7 @@ CASES = [
     Case('export/dest-inside-a-file', 'api', ['is a file', 'pass a dest in a folder'],
          lambda d, fx: export(d/'run', dest=d/'notes.txt'/'export'), files={'notes.txt': 'not a folder'}, prep=lambda d, fx: adapter_copy(d, fx),
          error=NotADirectoryError),
-    Case('export/unknown-quant', 'api', ["quant='q4_k_m'", "'q8_0' or 'f16'", 'llama-quantize'],
+    Case('export/unknown-quant', 'api', ["quant='q4_k_m'", "'f16' or 'q8_0'", 'llama-quantize'],
          lambda d, fx: export(d/'run', quant='q4_k_m'), prep=lambda d, fx: adapter_copy(d, fx), out='run/gguf-q4_k_m', error=ValueError),
     Case('cli/export-not-a-run-folder', 'cli', ['neither a run folder', 'output_dir of a finished run'], lambda d, fx: ['export', str(d/'runs'/'typo')]),
     Case('cli/eval-adapter-without-template-json', 'cli', ['no template.json', 'load_system(path, template=...)'],
