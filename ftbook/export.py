@@ -11,6 +11,7 @@ import torch
 from .core import atomic_dir, pause_point
 from .quant import pretrained_model
 from .data import PromptTemplate, prompt_text
+from .system import read_template
 from .train import merge_adapter
 
 _all_ = ['export']  # what a user calls; the rest is exported for the package's own use
@@ -280,8 +281,7 @@ def export(source,                    # a finished run: its `TrainResult`, its f
     for stale in dest.parent.glob(f'.{dest.name}.tmp-*'): shutil.rmtree(stale, ignore_errors=True)  # left by an export that was killed
     if to == 'merged': return merge_adapter(adapter, dest)
     _check_exportable(adapter)
-    tpath = adapter/'template.json'
-    template = PromptTemplate.from_dict(json.loads(tpath.read_text())) if tpath.exists() else None
+    template = read_template(adapter)  # before the slow merge: a broken template.json fails here
     name = f'{adapter.parent.name}-{quant}.gguf'
     with atomic_dir(dest, replace=False) as tmp:
         merged = merge_adapter(adapter, tmp/'.merged', dtype=torch.float32)
