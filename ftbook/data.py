@@ -14,7 +14,8 @@ from fastcore.basics import patch
 _all_ = ['PromptTemplate', 'read_records', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['read_records', 'PromptTemplate', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']
+__all__ = ['MESSAGE_KEYS', 'read_records', 'PromptTemplate', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs',
+           'browse_pairs']
 
 # %% ../nbs/02_data.ipynb #ce03c1d5
 class Records(list):
@@ -147,44 +148,92 @@ def escape_braces(text:str)->str:
     return str(text).replace('{', '{{').replace('}', '}}')
 
 # %% ../nbs/02_data.ipynb #f510052b
-def _from_messages(msgs:list, where:str)->dict:
-    if not isinstance(msgs, list) or not all(isinstance(m, dict) and isinstance(m.get('content'), str) for m in msgs):
-        raise ValueError(f"{where}: 'messages' must be a list of {{\"role\": ..., \"content\": \"text\"}} objects.")
-    if not msgs or msgs[-1].get('role') != 'assistant':
-        raise ValueError(f"{where}: 'messages' must end with an assistant message (the completion to learn).")
-    if sum(m.get('role')=='assistant' for m in msgs) > 1:
-        raise ValueError(f"{where}: a multi-turn chat ({sum(m.get('role')=='assistant' for m in msgs)} assistant turns). ftbook trains "
-                         f"on single exchanges: make one record per turn, with the earlier turns written into its prompt.")
-    system = next((m['content'] for m in msgs if m.get('role')=='system'), None)
-    prompt = '\n\n'.join(m['content'] for m in msgs[:-1] if m.get('role')=='user')
-    return dict(prompt=prompt, completion=msgs[-1]['content'], system=system)
+MESSAGE_KEYS = ('role', 'content', 'weight')  # what ftbook reads from each message, as in OpenAI's fine-tuning format
+
+def _message_problem(m, j:int)->str|None:
+    "What is wrong with message `j` of a conversation, or None if ftbook can train on it."
+    if not isinstance(m, dict): return f"message {j} is a {type(m).__name__}, not an object like {{\"role\": \"user\", \"content\": \"...\"}}"
+    role, content = m.get('role'), m.get('content')
+    if 'tool_calls' in m or 'function_call' in m or role in ('tool', 'function'):
+        return f"message {j} is a tool call or a tool's result: ftbook trains on text turns only. Drop the tool messages, or the conversation"
+    if role not in ('system', 'user', 'assistant'): return f"message {j} has role {role!r}: use 'system', 'user' or 'assistant'"
+    if isinstance(content, list) and any(not isinstance(p, dict) or p.get('type') != 'text' for p in content):
+        return f"message {j} holds an image or another part that is not text: ftbook trains text models. Keep only text parts"
+    if not (isinstance(content, list) or isinstance(content, str) and content.strip()):
+        return f"message {j} ({role}) has no content: write its text, or drop the message"
+    if extra := sorted(set(m) - set(MESSAGE_KEYS)): return f"message {j} has keys {extra} that ftbook does not read: keep {list(MESSAGE_KEYS)}"
+    if 'weight' in m and (role != 'assistant' or m['weight'] not in (0, 1)):
+        return f"message {j} has weight {m['weight']!r}: a weight is 0 or 1, on assistant messages only"
+
+def _from_messages(msgs:list,           # the record's `messages`
+                   where:str,           # where the record came from, for errors
+                   answered:bool=True,  # the conversation must end with an assistant message (training, evaluation)
+                  )->dict:              # {'prompt', 'completion', 'system', 'messages', 'where'}
+    "The pair of one conversation: its messages (text only) and, for the checks, its history as `prompt` and last answer as `completion`."
+    fix = lambda problem: ValueError(f"{where}: {problem}.")
+    if not isinstance(msgs, list) or not msgs: raise fix("'messages' must be a non-empty list of {\"role\": ..., \"content\": \"text\"} objects")
+    if problem := next((p for j, m in enumerate(msgs) if (p := _message_problem(m, j))), None): raise fix(problem)
+    if any(m['role'] == 'system' for m in msgs[1:]): raise fix("a system message after the first: put the one system message first")
+    text = lambda c: c if isinstance(c, str) else ''.join(p['text'] for p in c)  # OpenAI's text parts, joined
+    turns = [{**m, 'content': text(m['content'])} for m in msgs if m['role'] != 'system']
+    if not any(m['role'] == 'assistant' for m in turns): raise fix("no assistant message: a conversation teaches the assistant's turns, so it needs one")
+    if answered and turns[-1]['role'] != 'assistant': raise fix("it ends with a user message that no answer follows: add the answer, or drop that message")
+    if not any(m.get('weight', 1) for m in turns if m['role'] == 'assistant'):
+        raise fix("every assistant message has weight 0, so nothing would be learned: set weight 1 on the turns to learn")
+    answer = turns[-1]['content'] if turns[-1]['role'] == 'assistant' else ''  # the reference an evaluation compares with
+    history = turns[:-1] if answer else turns
+    return dict(prompt='\n\n'.join(m['content'] for m in history), completion=answer,
+                system=text(msgs[0]['content']) if msgs[0]['role'] == 'system' else None, messages=turns, where=where)
+
+def _reads_messages(template:PromptTemplate)->bool:
+    "Whether `template` takes `messages` records as they are: the plain prompt, no examples (the answer may be left out, at inference)."
+    return template.prompt == '{prompt}' and template.completion in ('{completion}', '') and not template.examples
 
 def make_pairs(source,                             # anything `read_records` reads
                template:PromptTemplate|None=None,  # default: use 'prompt'/'completion' or 'messages' fields
                encoding:str='utf-8',
-              )->list:                             # [{'prompt', 'completion', 'system'}, ...]
-    "Prompt/completion pairs from records, through `template`."
+              )->list:                             # [{'prompt', 'completion', 'system'}, ...], with 'messages' for conversations
+    "Prompt/completion pairs from records, through `template`; `messages` records become conversations."
     records = read_records(source, encoding)
     template = template or PromptTemplate()
     def one(i, r):
-        if 'messages' in r and dataclasses.replace(template, completion='{completion}') == PromptTemplate():  # the plain template, also prompt-only at inference
-            return _from_messages(r['messages'], records.where(i))
+        if 'messages' in r and _reads_messages(template): return _from_messages(r['messages'], records.where(i), answered=bool(template.completion))
         return fill(template, r, records.where(i))
     return [one(i, r) for i,r in enumerate(records)]
 
+
 # %% ../nbs/02_data.ipynb #0fd60625
-def prompt_text(template:PromptTemplate, # the training template
-                tok,                     # a tokenizer with a chat template
-                pair:dict,               # a pair, or a dict with at least 'prompt' (and optionally 'system')
-               )->str:
-    "The exact text the model sees before its answer, for training and inference alike."
+def chat_messages(template:PromptTemplate, # the training template
+                  pair:dict,               # a pair, a conversation, or a dict with at least 'prompt' (and optionally 'system')
+                  answered:bool=False,     # a conversation with its last answer (for training), not only the turns before it
+                 )->list:                  # chat messages, ending with the user turn the model answers next
+    "The messages before the model's answer: the system prompt, the template's examples, then the prompt, or a conversation's history."
+    system = pair.get('system') or template.system
+    if 'messages' in pair:
+        msgs = pair['messages']
+        turns = msgs[:-1] if msgs[-1]['role'] == 'assistant' and not answered else msgs
+    else: turns = ([{'role': role, 'content': text} for ex in template.examples for role, text in zip(('user', 'assistant'), ex)]
+                   + [{'role': 'user', 'content': pair['prompt']}])
+    return ([{'role': 'system', 'content': system}] if system else []) + turns  # a message keeps its weight, for the labels
+
+def _render(tok, messages:list, answer_next:bool=True, where:str='the prompt')->str:
+    "The chat template's text of `messages`; with `answer_next`, ending where the assistant's next answer starts."
     if not getattr(tok, 'chat_template', None):
         raise ValueError(f"{type(tok).__name__} has no chat template, so prompts cannot be rendered as in training. Prepare it first: "
                          f"`ftbook.quant.prepare_tokenizer(tok)` adds one (`load_tokenizer` does this).")
-    system = pair.get('system') or template.system
-    turns = [{'role': role, 'content': text} for ex in template.examples for role, text in zip(('user', 'assistant'), ex)]
-    msgs = ([{'role': 'system', 'content': system}] if system else []) + turns + [{'role': 'user', 'content': pair['prompt']}]
-    return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    from jinja2 import TemplateError
+    try: return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=answer_next)
+    except TemplateError as e:  # templates raise for what their model cannot take (Gemma's: system messages, roles out of turn)
+        raise ValueError(f"{where}: the model's chat template refuses these messages ({e}). Change the conversation to what "
+                         f"the template accepts, or use another model.") from None
+
+def prompt_text(template:PromptTemplate, # the training template
+                tok,                     # a tokenizer with a chat template
+                pair:dict,               # a pair, a conversation, or a dict with at least 'prompt' (and optionally 'system')
+               )->str:
+    "The exact text the model sees before its answer, for training and inference alike."
+    return _render(tok, chat_messages(template, pair))
+
 
 # %% ../nbs/02_data.ipynb #6a0a313a
 def few_shot_template(instruction:str,        # what to do, and the rules of the output
@@ -212,27 +261,102 @@ def _check_pairs(pairs:list, keys:tuple=('prompt', 'completion')):
     if bad is not None: raise TypeError(f"pair {bad} is {str(pairs[bad])[:80]!r}, but each pair must be a dict with {' and '.join(map(repr, keys))} "
                                         f"text. Make pairs from records with `make_pairs(records, template)`.")
 
+def _example_tokens(pairs:list, tok, template:PromptTemplate)->list:
+    "Per pair {'input_ids', 'labels', 'turns'}: the prompt, then the completion and EOS with labels; or a whole conversation."
+    eos, out = tok.eos_token_id, [None]*len(pairs)
+    plain = [i for i,p in enumerate(pairs) if 'messages' not in p]
+    if plain:  # one batched call: fast
+        p_ids = tok([prompt_text(template, tok, pairs[i]) for i in plain], add_special_tokens=False)['input_ids']
+        c_ids = tok([pairs[i]['completion'] for i in plain], add_special_tokens=False)['input_ids']
+        for i, p, c in zip(plain, p_ids, c_ids): out[i] = dict(input_ids=p + c + [eos], labels=[-100]*len(p) + c + [eos], turns=1)
+    for i, p in enumerate(pairs):
+        if 'messages' in p: out[i] = conversation_tokens(tok, chat_messages(template, p, answered=True), p.get('where', f'pair {i}'))
+    return out
+
 def tokenize_pairs(pairs:list,                # from `make_pairs`
                    tok,                       # the prepared tokenizer (`ftbook.quant.load_tokenizer`)
                    template:PromptTemplate,   # the template the pairs came from
                    max_len:int=1024,          # the context length used in training
                    overlong:str='drop',       # 'drop' an example longer than `max_len`, or 'raise'
-                  )->dict:                    # {'examples': [...], 'dropped': [indices], 'prompt_len', 'completion_len'}
-    "Token ids and completion-only labels for each pair, EOS closing every completion; over-long ones dropped or raised."
+                  )->dict:                    # {'examples': [...], 'dropped': [indices], 'prompt_len', 'completion_len', 'turns'}
+    "Token ids and labels for each pair: on the completion and its EOS, or on every assistant turn of a conversation; over-long ones dropped or raised."
     if overlong not in ('drop', 'raise'): raise ValueError(f"overlong={overlong!r}: use 'drop' or 'raise'.")
     if not pairs: raise ValueError('No pairs to tokenize.')
     _check_pairs(pairs)
-    p_ids = tok([prompt_text(template, tok, p) for p in pairs], add_special_tokens=False)['input_ids']
-    c_ids = [c + [tok.eos_token_id] for c in tok([p['completion'] for p in pairs], add_special_tokens=False)['input_ids']]
-    examples, dropped = [], []
-    for i, (p, c) in enumerate(zip(p_ids, c_ids)):
-        if len(p) + len(c) > max_len:
-            if overlong == 'raise': raise ValueError(f"pair {i} has {len(p)+len(c)} tokens, more than max_len={max_len}. "
-                                                     f"Shorten it, raise max_len, or pass overlong='drop'.")
+    examples, dropped, tokens = [], [], _example_tokens(pairs, tok, template)
+    for i, t in enumerate(tokens):
+        if len(t['input_ids']) > max_len:
+            if overlong == 'raise': raise ValueError(f"{pairs[i].get('where', f'pair {i}')} has {len(t['input_ids'])} tokens, more than "
+                                                     f"max_len={max_len}. Shorten it, raise max_len, or pass overlong='drop'.")
             dropped.append(i); continue
-        examples.append(dict(input_ids=p + c, labels=[-100]*len(p) + c, index=i))
-    return dict(examples=examples, dropped=dropped, prompt_len=np.array([len(p) for p in p_ids]),
-                completion_len=np.array([len(c) for c in c_ids]))
+        examples.append(dict(input_ids=t['input_ids'], labels=t['labels'], index=i))
+    n_loss = np.array([sum(l != -100 for l in t['labels']) for t in tokens])
+    return dict(examples=examples, dropped=dropped, prompt_len=np.array([len(t['input_ids']) for t in tokens]) - n_loss,
+                completion_len=n_loss, turns=np.array([t['turns'] for t in tokens]))
+
+
+# %% ../nbs/02_data.ipynb #conv-tokens
+def _not_prefix_stable(where:str, turn:int)->ValueError:
+    return ValueError(f"{where}: the chat template is not prefix-stable at message {turn}: the text before this answer changes once later "
+                      f"turns are added. ftbook finds each answer by rendering the conversation prefix by prefix, and will not guess where "
+                      f"answers start (that would train on the wrong tokens). Use a model whose template writes earlier turns the same "
+                      f"whatever follows, or train on last answers only (one record per turn, with a 'prompt' and a 'completion').")
+
+def conversation_tokens(tok,                   # the prepared tokenizer
+                        messages:list,         # the whole conversation, system message first if any (`chat_messages(..., answered=True)`)
+                        where:str='conversation', # where it came from, for errors
+                       )->dict:                # {'input_ids', 'labels', 'turns'}: labels on the answers of weight 1 and their EOS
+    "Token ids of a conversation with labels on every assistant turn (content and EOS) and nothing else, for any chat template."
+    full, ids, labels, turns, done = _render(tok, messages, answer_next=False, where=where), [], [], 0, 0  # done: characters of `full` tokenized
+    for i, m in enumerate(messages):
+        if m['role'] != 'assistant': continue
+        before, upto = _render(tok, messages[:i], where=where), _render(tok, messages[:i+1], answer_next=False, where=where)
+        if not (upto.startswith(before) and full.startswith(upto)): raise _not_prefix_stable(where, i)
+        rest = upto[len(before):]
+        if not rest.startswith(m['content']):
+            raise ValueError(f"{where}: the chat template changes assistant message {i}: it writes {rest[:40]!r} for {m['content'][:40]!r}. "
+                             f"Templates often strip spaces and line breaks around a message: remove them from the data.")
+        if not rest[len(m['content']):].startswith(tok.eos_token):
+            raise ValueError(f"{where}: the chat template closes an assistant turn with {rest[len(m['content']):][:20]!r}, not with the EOS token "
+                             f"{tok.eos_token!r} where generation stops. Set `tok.eos_token` to the template's end-of-turn token, so the model "
+                             f"learns to stop where generation stops.")
+        prompt = tok(before[done:], add_special_tokens=False)['input_ids']  # the template's text since the last answer
+        answer = tok(m['content'], add_special_tokens=False)['input_ids'] + [tok.eos_token_id]  # as generated after the prompt's tokens
+        if tok.decode(answer) != m['content'] + tok.eos_token:
+            raise ValueError(f"{where}: message {i} does not come back from its tokens ({tok.decode(answer)[:40]!r}): the tokenizer changes the "
+                             f"text, so its loss would not be on what was written. Normalize the text (e.g. Unicode NFC) first.")
+        learn = m.get('weight', 1) == 1
+        ids += prompt + answer
+        labels += [-100]*len(prompt) + (answer if learn else [-100]*len(answer))
+        turns, done = turns + learn, len(before) + len(m['content']) + len(tok.eos_token)
+    return dict(input_ids=ids, labels=labels, turns=turns)
+
+
+# %% ../nbs/02_data.ipynb #conv-spans
+def loss_spans(example:dict, # from `tokenize_pairs(...)['examples']`
+               tok,          # the tokenizer that made it
+              )->list:       # the decoded text of each run of tokens that carry loss
+    "What the model learns from an example: its runs of labelled tokens, decoded."
+    runs, prev = [], False
+    for t, l in zip(example['input_ids'], example['labels']):
+        if l != -100 and not prev: runs.append([])
+        if l != -100: runs[-1].append(t)
+        prev = l != -100
+    return [tok.decode(r) for r in runs]
+
+
+# %% ../nbs/02_data.ipynb #conv-turns
+def conversation_turns(records, # anything `read_records` reads, with `messages`
+                      )->list:  # one record per assistant turn
+    "One record per assistant turn of each conversation: the messages up to and including that turn, which is its answer."
+    records = read_records(records)
+    out = []
+    for i, r in enumerate(records):
+        msgs = _from_messages(r.get('messages'), records.where(i))['messages']
+        system = [m for m in r['messages'][:1] if m['role'] == 'system']
+        out += [{**r, 'messages': system + msgs[:j+1]} for j, m in enumerate(msgs) if m['role'] == 'assistant']
+    return out
+
 
 # %% ../nbs/02_data.ipynb #9ad36224
 CHECKS = {
@@ -320,6 +444,8 @@ class PairReport:
     leaked_val:list = field(default_factory=list)  # validation indices whose prompt is in training
     reasons:dict = field(default_factory=lambda: dict(CHECKS))  # check -> why it matters (task checks included)
     n_pairs:int = 0                                             # how many pairs were checked
+    turns:np.ndarray|None = None       # assistant turns per pair (1 for a prompt/completion pair)
+    loss_turns:np.ndarray|None = None  # assistant turns that carry loss, per pair (None without a tokenizer)
 
     def indices(self, check:str)->list:
         "Every pair index that `check` flagged."
@@ -328,6 +454,13 @@ class PairReport:
     def flags(self, i:int)->list:
         "The checks that flagged pair `i`."
         return [c for c in self.findings if i in self.indices(c)]
+
+    def conversations(self)->dict|None:
+        "Turns per conversation and tokens per learned assistant turn, when there are conversations."
+        if self.turns is None or (self.turns == 1).all(): return None
+        per_turn = self.completion_len / np.maximum(self.loss_turns, 1) if self.loss_turns is not None else None
+        return dict(turns_min=int(self.turns.min()), turns_mean=float(self.turns.mean()), turns_max=int(self.turns.max()),
+                    tokens_per_turn=None if per_turn is None else float(np.median(per_turn)))
 
     @property
     def tokens_per_epoch(self)->dict:
@@ -349,7 +482,10 @@ def _repr_html_(self:PairReport):
     t = self.tokens_per_epoch
     head = (f'one epoch: {t["total"]:,} tokens, {t["loss"]:,} of them carrying loss' if t else
             'no tokenizer given: pass `tok` for token counts and the check against max_len')
-    return f'<p>{self.n_pairs} pairs; {head}</p>' + self.table().to_html()
+    c = self.conversations()
+    chat = (f'<p>assistant turns per conversation: {c["turns_min"]} to {c["turns_max"]} (mean {c["turns_mean"]:.1f})'
+            + (f'; {c["tokens_per_turn"]:.0f} tokens per learned turn (median)' if c['tokens_per_turn'] is not None else '') + '</p>') if c else ''
+    return f'<p>{self.n_pairs} pairs; {head}</p>' + chat + self.table().to_html()
 
 # %% ../nbs/02_data.ipynb #b2607f74
 def _short(lengths:np.ndarray, # completion lengths (tokens, or words without a tokenizer)
@@ -377,7 +513,9 @@ def pair_report(pairs:list,                     # from `make_pairs`
     conflicts = [g for g in _groups([normalize(p) for p in prompts]) if len({normalize(completions[i]) for i in g}) > 1]
     val_prompts = defaultdict(list)
     for j,v in enumerate(val or []): val_prompts[normalize(v['prompt'])].append(j)
-    lengths = tk['completion_len'] - 1 if tk else np.array([len(c.split()) for c in completions])  # tokens without EOS, or words
+    turns = np.array([sum(m['role'] == 'assistant' for m in p['messages']) if 'messages' in p else 1 for p in pairs])
+    lengths = (tk['completion_len'] / np.maximum(tk['turns'], 1) - 1 if tk  # tokens per learned turn without EOS, or words
+               else np.array([len(c.split()) for c in completions]))
     findings = dict(
         empty=[i for i,p in enumerate(pairs) if not p['prompt'].strip() or not p['completion'].strip()],
         exact_duplicates=exact, near_duplicates=near, conflicts=conflicts, **(dict(overlong=tk['dropped']) if tk else {}),
@@ -388,7 +526,7 @@ def pair_report(pairs:list,                     # from `make_pairs`
     task_checks = task_checks or {}
     findings.update({name: [i for i,p in enumerate(pairs) if bad(p)] for name, (why, bad) in task_checks.items()})
     return PairReport(findings, tk['prompt_len'] if tk else None, tk['completion_len'] if tk else None, max_len, sorted(set(leaked)),
-                      {**CHECKS, **{name: why for name, (why, _) in task_checks.items()}}, len(pairs))
+                      {**CHECKS, **{name: why for name, (why, _) in task_checks.items()}}, len(pairs), turns, tk['turns'] if tk else None)
 
 
 # %% ../nbs/02_data.ipynb #67d69168

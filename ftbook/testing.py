@@ -61,6 +61,38 @@ def lora_smoke_step(model, tok, r:int=8)->dict:
     b = [p for n,p in m.named_parameters() if 'lora_B' in n]
     return dict(loss=out.loss.item(), lora_B=len(b), lora_B_with_grad=sum(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in b))
 
+# %% ../nbs/92_testing.ipynb #chat-tok
+CHAT_TEMPLATES = dict(  # chat templates of four model families, as their tokenizer_config.json ships them (shortened where noted)
+    chatml=None,  # SmolLM2's own: ChatML, with a default system prompt when the conversation has none
+    llama3=("{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + "
+            "'<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}"
+            "{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"),
+    gemma=("{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+           "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles "
+           "must alternate user/assistant/user/assistant/...') }}{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
+           "{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+           "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"),
+    mistral=("{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] %}{%- set loop_messages = messages[1:] %}"
+             "{%- else %}{%- set loop_messages = messages %}{%- endif %}{{- bos_token }}{%- for message in loop_messages %}"
+             "{%- if message['role'] == 'user' %}{%- if loop.last and system_message is defined %}{{- '[INST] ' + system_message + '\n\n' + "
+             "message['content'] + '[/INST]' }}{%- else %}{{- '[INST] ' + message['content'] + '[/INST]' }}{%- endif %}"
+             "{%- elif message['role'] == 'assistant' %}{{- ' ' + message['content'] + eos_token}}{%- endif %}{%- endfor %}"),  # v0.3, tool calls left out
+)
+_SPECIAL = dict(llama3=('<|begin_of_text|>', '<|eot_id|>', ['<|start_header_id|>', '<|end_header_id|>']),
+                gemma=('<bos>', '<end_of_turn>', ['<start_of_turn>']), mistral=('<s>', '</s>', ['[INST]', '[/INST]']))
+
+def chat_tokenizer(family:str='chatml', # one of `CHAT_TEMPLATES`
+                  ):
+    "The SmolLM2 tokenizer speaking another family's chat template: its markers added as special tokens, its end of turn as EOS."
+    if family not in CHAT_TEMPLATES: raise ValueError(f"No chat template '{family}'; choose one of {list(CHAT_TEMPLATES)}.")
+    tok = load_tokenizer(pretrained_model(DEFAULT_MODEL, source='package'))
+    if family in _SPECIAL:
+        bos, eos, markers = _SPECIAL[family]
+        tok.add_special_tokens(dict(bos_token=bos, eos_token=eos, additional_special_tokens=markers))
+        tok.chat_template = CHAT_TEMPLATES[family]
+    return tok
+
+
 # %% ../nbs/92_testing.ipynb #7e1a0c02
 def error_text(f,               # a function of no arguments that must fail
                contains:str='', # words the message must contain
