@@ -176,10 +176,12 @@ def _from_messages(msgs:list,           # the record's `messages`
     if any(m['role'] == 'system' for m in msgs[1:]): raise fix("a system message after the first: put the one system message first")
     text = lambda c: c if isinstance(c, str) else ''.join(p['text'] for p in c)  # OpenAI's text parts, joined
     turns = [{**m, 'content': text(m['content'])} for m in msgs if m['role'] != 'system']
-    if not any(m['role'] == 'assistant' for m in turns): raise fix("no assistant message: a conversation teaches the assistant's turns, so it needs one")
-    if answered and turns[-1]['role'] != 'assistant': raise fix("it ends with a user message that no answer follows: add the answer, or drop that message")
-    if not any(m.get('weight', 1) for m in turns if m['role'] == 'assistant'):
-        raise fix("every assistant message has weight 0, so nothing would be learned: set weight 1 on the turns to learn")
+    if not turns: raise fix("only a system message: add the user's turn and the answer")
+    if answered:  # to learn from, or to compare with
+        if not any(m['role'] == 'assistant' for m in turns): raise fix("no assistant message: a conversation teaches the assistant's turns, so it needs one")
+        if turns[-1]['role'] != 'assistant': raise fix("it ends with a user message that no answer follows: add the answer, or drop that message")
+        if not any(m.get('weight', 1) for m in turns if m['role'] == 'assistant'):
+            raise fix("every assistant message has weight 0, so nothing would be learned: set weight 1 on the turns to learn")
     answer = turns[-1]['content'] if turns[-1]['role'] == 'assistant' else ''  # the reference an evaluation compares with
     history = turns[:-1] if answer else turns
     return dict(prompt='\n\n'.join(m['content'] for m in history), completion=answer,
@@ -209,12 +211,12 @@ def chat_messages(template:PromptTemplate, # the training template
                  )->list:                  # chat messages, ending with the user turn the model answers next
     "The messages before the model's answer: the system prompt, the template's examples, then the prompt, or a conversation's history."
     system = pair.get('system') or template.system
+    examples = [{'role': role, 'content': text} for ex in template.examples for role, text in zip(('user', 'assistant'), ex)]
     if 'messages' in pair:
         msgs = pair['messages']
-        turns = msgs[:-1] if msgs[-1]['role'] == 'assistant' and not answered else msgs
-    else: turns = ([{'role': role, 'content': text} for ex in template.examples for role, text in zip(('user', 'assistant'), ex)]
-                   + [{'role': 'user', 'content': pair['prompt']}])
-    return ([{'role': 'system', 'content': system}] if system else []) + turns  # a message keeps its weight, for the labels
+        turns = msgs[:-1] if msgs[-1]['role'] == 'assistant' and not answered else msgs  # a message keeps its weight, for the labels
+    else: turns = [{'role': 'user', 'content': pair['prompt']}]
+    return ([{'role': 'system', 'content': system}] if system else []) + examples + turns
 
 def _render(tok, messages:list, answer_next:bool=True, where:str='the prompt')->str:
     "The chat template's text of `messages`; with `answer_next`, ending where the assistant's next answer starts."

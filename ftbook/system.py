@@ -4,14 +4,14 @@
 
 # %% ../nbs/02b_system.ipynb #22879200
 from __future__ import annotations
-import dataclasses, json, math, string
+import dataclasses, json, math, string, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd, torch
 from fastcore.basics import patch_to
 from tqdm import tqdm  # text bar: disable=None shows it in a terminal only
 from .core import quiet_checkpointing_rename
-from .data import PromptTemplate, make_pairs, prompt_text
+from .data import PromptTemplate, _from_messages, fill, make_pairs, prompt_text
 from .quant import load_model, load_tokenizer, padding_side
 
 _all_ = ['System', 'load_system']  # what a user calls; the rest is exported for the package's own use
@@ -182,9 +182,39 @@ def ask(self, input:str|dict, # a record, or the text of the template's one prom
         **settings,           # generation settings, as for `check_generation`
        )->str:                # the answer
     "The answer to one input."
-    if isinstance(input, str):
-        fields = sorted({f for _,f,_,_ in string.Formatter().parse(self.template.prompt) if f})
-        if len(fields) != 1: raise ValueError(f"System '{self.name}' fills {fields} into its prompt: pass a record with those fields, "
-                                              f"not a text (e.g. ask({{{', '.join(repr(f) + ': ...' for f in fields)}}})).")
-        input = {fields[0]: input}
-    return self.generate([input], **settings)[0]['text']
+    return self.generate([{self._prompt_field(): input} if isinstance(input, str) else input], **settings)[0]['text']
+
+@patch_to(System)
+def _prompt_field(self)->str:
+    "The one field the template's prompt fills, where a text is given instead of a record."
+    fields = sorted({f for _,f,_,_ in string.Formatter().parse(self.template.prompt) if f})
+    if len(fields) != 1: raise ValueError(f"System '{self.name}' fills {fields} into its prompt: pass a record with those fields, "
+                                          f"not a text (e.g. ask({{{', '.join(repr(f) + ': ...' for f in fields)}}})).")
+    return fields[0]
+
+# %% ../nbs/02b_system.ipynb #sys-conv
+@patch_to(System)
+def user_turn(self, text:str, # what the user typed
+             )->dict:         # a user message
+    "The user message for `text`: filled into the template's one prompt field, as in training."
+    return {'role': 'user', 'content': fill(dataclasses.replace(self.template, completion=''), {self._prompt_field(): text})['prompt']}
+
+@patch_to(System)
+def reply(self, messages:list,  # the conversation so far, ending with the user's turn (a system message first, if any)
+          stream:bool=False,    # print the answer as it is generated
+          **settings,           # generation settings, as for `check_generation` (`batch_size` unused)
+         )->dict:               # {'text', 'prompt_tokens', 'new_tokens', 'stopped', 'seconds'}
+    "The next answer in a conversation, its prompt rendered exactly as in training."
+    from transformers import TextStreamer
+    s = check_generation(**settings)
+    pair = _from_messages(messages, 'the conversation', answered=False)
+    if pair['completion']: raise ValueError("The conversation must end with the user's turn, which the model answers next: add it.")
+    prompt = prompt_text(self.template, self.tok, pair)
+    enc = self.tok(prompt, return_tensors='pt', add_special_tokens=False).to(self.model.device)
+    streamer = TextStreamer(self.tok, skip_prompt=True, skip_special_tokens=True) if stream else None
+    torch.manual_seed(s['seed']); t0 = time.perf_counter()
+    with torch.inference_mode():
+        out = self.model.generate(**enc, generation_config=_generation_config(self.tok, s['max_new_tokens'], s['temperature'], s['top_p'],
+                                                                              s['top_k'], s['min_new_tokens']), streamer=streamer)
+    return dict(_answer(self.tok, out[0, enc['input_ids'].shape[1]:].tolist(), enc['input_ids'].shape[1]), seconds=time.perf_counter() - t0)
+
