@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from .train import SaveLossPlot, TrainingMonitor, train
 from .config import ConfigError, RunConfig
+from .eval import METRIC_MENU
 
 _all_ = ['main']  # what a user calls; the rest is exported for the package's own use
 
@@ -35,14 +36,59 @@ def cmd_train(args):
     res = train(config, resume=args.resume, monitor=TrainingMonitor([SaveLossPlot(Path(config.output_dir)/'loss.png')]))
     if _is_main(): print(json.dumps(res.summary(), indent=2, default=str))
 
+PRESETS = {'clinic': 'the worked example: clinic notes to seven-line summaries, its metrics, and the base model with the detailed prompt'}
+
 def cmd_eval(args):
-    "Evaluate an adapter on a file of notes; print the table."
-    from ftbook.worked_example import evaluate_adapter
+    "Evaluate a run on a file of records, with metrics from the menu or a task's preset; print the table and where it was written."
+    from ftbook.eval import evaluate_run
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # as in `cmd_demo`: no weight-loading bars, so an error is the last thing printed
-    table = evaluate_adapter(args.adapter, args.data, out=args.out, with_base=not args.no_base, limit=args.limit,
-                             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    print(table.round(3).to_string())
+    preset = {}
+    if args.preset:
+        from ftbook.worked_example import clinic_preset
+        preset = dict(clinic=clinic_preset)[args.preset]()
+    baseline = None if args.no_base else args.baseline or preset.get('baseline')
+    result = evaluate_run(args.adapter, args.data, args.metric or preset.get('metrics') or ('rouge', 'normalized', 'unsupported'), baseline,
+                          args.source_field or preset.get('source_field'), out=args.out, limit=args.limit, batch_size=args.batch_size,
+                          max_new_tokens=args.max_new_tokens or preset.get('max_new_tokens', 256))
+    print(result.summary.T.round(3).to_string(), f"\nEvery output and score: {result.settings['saved_to']}", sep='\n')
+
+def _chat_command(line:str)->tuple:
+    "A chat line read as (command, argument): '/reset', '/system TEXT', '/exit', or ('say', the text)."
+    word, _, rest = line.strip().partition(' ')
+    if word in ('/exit', '/quit'): return 'exit', None
+    if word == '/reset': return 'reset', None
+    if word == '/system': return 'system', rest.strip() or None
+    if word.startswith('/'): return 'help', word
+    return 'say', line.strip()
+
+def cmd_chat(args):
+    "A conversation in the terminal with a run's model (or its base model), answers streamed as they are generated."
+    from ftbook.system import System, load_system
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
+    system = load_system(args.adapter, name='fine-tuned')
+    if args.base:
+        from ftbook.quant import load_model
+        base, tok = load_model(json.loads((Path(args.adapter)/'adapter_config.json').read_text())['base_model_name_or_path'])
+        system = System('base model', base.eval(), tok, system.template)
+    sys_prompt, history = args.system or system.template.system, []
+    print(f"Chatting with {system.name} (system prompt: {sys_prompt!r}). /reset starts over, /system TEXT sets the system prompt, /exit ends.", flush=True)
+    while True:
+        try: line = input('you> ')
+        except EOFError: break
+        command, arg = _chat_command(line)
+        if command == 'exit': break
+        if command == 'reset': history = []; print('(a new conversation)'); continue
+        if command == 'system': sys_prompt, history = arg, []; print(f'(system prompt: {arg!r}; a new conversation)'); continue
+        if command == 'help': print(f'(unknown command {arg}: use /reset, /system TEXT or /exit)'); continue
+        if not arg: continue
+        history.append(system.user_turn(arg))
+        print('model> ', end='', flush=True)
+        answer = system.reply(([{'role': 'system', 'content': sys_prompt}] if sys_prompt else []) + history, stream=True,
+                              max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+        history.append({'role': 'assistant', 'content': answer['text']})
+        print(f"({answer['prompt_tokens']} prompt tokens, {answer['new_tokens']} new, {answer['seconds']:.1f} s)", flush=True)
 
 def cmd_demo(args):
     "The worked example end to end; print the model, the table and where the report is."
@@ -72,13 +118,24 @@ def parser()->argparse.ArgumentParser:
     t.add_argument('config', help='the run configuration (see ftbook.train.RunConfig)')
     t.add_argument('--resume', action='store_true', help='continue the unfinished run in output_dir from its newest complete checkpoint')
     t.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='override settings, e.g. --set train.lr=1e-4 lora.r=8')
-    e = sub.add_parser('eval', help='evaluate an adapter on a .jsonl/.csv file of {"note", "summary"} records')
+    e = sub.add_parser('eval', help="evaluate a run on a .jsonl/.csv file its template renders (prompt/completion, the run's fields, or messages)")
     e.add_argument('--adapter', required=True, help="a training run's adapter/ folder")
     e.add_argument('--data', required=True, help='the records to evaluate on')
-    e.add_argument('--out', help='where to write the results (default: the run folder)')
-    e.add_argument('--no-base', action='store_true', help='skip the base model with the detailed prompt')
+    e.add_argument('--metric', nargs='+', metavar='NAME', help='metrics from the menu (default: rouge normalized unsupported): '
+                   + '; '.join(f'{k}: {v}' for k,v in METRIC_MENU.items()))
+    e.add_argument('--baseline', metavar='PROMPT_FILE', help="also ask the base model with your own prompt: a text file (fields in braces, or "
+                   "instructions that become the system prompt) or a PromptTemplate .json")
+    e.add_argument('--preset', choices=list(PRESETS), help='; '.join(f'{k}: {v}' for k,v in PRESETS.items()))
+    e.add_argument('--no-base', action='store_true', help="leave out a preset's baseline")
+    e.add_argument('--source-field', help="the records' input field, for 'unsupported' (default: the template's one prompt field)")
+    e.add_argument('--out', help='the folder to write (default: eval-<data file name> in the run folder)')
     e.add_argument('--limit', type=int, help='evaluate the first N records only')
-    e.add_argument('--batch-size', type=int, default=16); e.add_argument('--max-new-tokens', type=int, default=176)
+    e.add_argument('--batch-size', type=int, default=16); e.add_argument('--max-new-tokens', type=int)
+    c = sub.add_parser('chat', help="talk to a run's model in the terminal, answers streamed")
+    c.add_argument('adapter', help="a training run's adapter/ folder")
+    c.add_argument('--base', action='store_true', help='talk to the base model instead, with the same template and system prompt')
+    c.add_argument('--system', help="the system prompt (default: the run's)")
+    c.add_argument('--max-new-tokens', type=int, default=256); c.add_argument('--temperature', type=float, default=0.0)
     d = sub.add_parser('demo', help='the worked example: generate notes, fine-tune, evaluate, write a report')
     d.add_argument('--out', help='the run folder (default: runs/<timestamp>)'); d.add_argument('--n-train', type=int, default=384)
     x = sub.add_parser('export', help='ship a run: GGUF for llama.cpp and Ollama (default), or a merged model folder')
@@ -93,7 +150,7 @@ def main(argv:list|None=None, # command-line arguments (default: sys.argv[1:])
         ):
     "The `ftbook` command."
     args = parser().parse_args(argv)
-    try: dict(train=cmd_train, eval=cmd_eval, demo=cmd_demo, export=cmd_export)[args.command](args)
+    try: dict(train=cmd_train, eval=cmd_eval, chat=cmd_chat, demo=cmd_demo, export=cmd_export)[args.command](args)
     except (ConfigError, OSError, ValueError, KeyError, TypeError, ImportError, FloatingPointError) as e:  # the message says what to fix
         if os.environ.get('FTBOOK_DEBUG'): raise  # the whole traceback, for a bug report
         sys.exit(f'ftbook {args.command}: {e.args[0] if isinstance(e, KeyError) and e.args else e}')

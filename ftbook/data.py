@@ -14,8 +14,7 @@ from fastcore.basics import patch
 _all_ = ['PromptTemplate', 'read_records', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['MESSAGE_KEYS', 'read_records', 'PromptTemplate', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs',
-           'browse_pairs']
+__all__ = ['read_records', 'PromptTemplate', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']
 
 # %% ../nbs/02_data.ipynb #ce03c1d5
 class Records(list):
@@ -148,7 +147,7 @@ def escape_braces(text:str)->str:
     return str(text).replace('{', '{{').replace('}', '}}')
 
 # %% ../nbs/02_data.ipynb #f510052b
-MESSAGE_KEYS = ('role', 'content', 'weight')  # what ftbook reads from each message, as in OpenAI's fine-tuning format
+_MESSAGE_KEYS = ('role', 'content', 'weight')  # what ftbook reads from each message, as in OpenAI's fine-tuning format
 
 def _message_problem(m, j:int)->str|None:
     "What is wrong with message `j` of a conversation, or None if ftbook can train on it."
@@ -161,7 +160,7 @@ def _message_problem(m, j:int)->str|None:
         return f"message {j} holds an image or another part that is not text: ftbook trains text models. Keep only text parts"
     if not (isinstance(content, list) or isinstance(content, str) and content.strip()):
         return f"message {j} ({role}) has no content: write its text, or drop the message"
-    if extra := sorted(set(m) - set(MESSAGE_KEYS)): return f"message {j} has keys {extra} that ftbook does not read: keep {list(MESSAGE_KEYS)}"
+    if extra := sorted(set(m) - set(_MESSAGE_KEYS)): return f"message {j} has keys {extra} that ftbook does not read: keep {list(_MESSAGE_KEYS)}"
     if 'weight' in m and (role != 'assistant' or m['weight'] not in (0, 1)):
         return f"message {j} has weight {m['weight']!r}: a weight is 0 or 1, on assistant messages only"
 

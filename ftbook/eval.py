@@ -4,22 +4,24 @@
 
 # %% ../nbs/04_eval.ipynb #0748f4a4
 from __future__ import annotations
-import datetime, difflib, html, json, math, re, time, unicodedata
+import dataclasses, datetime, difflib, html, json, math, re, string, time, unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 import datasets, evaluate, pandas as pd, torch
 from fastcore.meta import delegates
 from .core import atomic_dir, cache_dir, machine_info
-from .data import collate, make_pairs, normalize, read_records, tokenize_pairs
+from .data import PromptTemplate, Records, collate, make_pairs, normalize, read_records, tokenize_pairs
+from .quant import load_model
 from .loss import loss_for
-from .system import System, check_generation
+from .system import System, check_generation, load_system
 
-_all_ = ['compare', 'plot_comparison', 'save_results', 'load_results', 'explore', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'fact_extractor']  # what a user calls; the rest is exported for the package's own use
+_all_ = ['compare', 'plot_comparison', 'save_results', 'load_results', 'explore', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'fact_extractor', 'metric_menu', 'evaluate_run', 'side_by_side']  # what a user calls; the rest is exported for the package's own use
 
 
 # %% auto #0
-__all__ = ['TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'default_metrics', 'compare', 'save_results',
-           'load_results', 'explore', 'plot_comparison', 'fact_extractor']
+__all__ = ['TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'default_metrics', 'metric_menu', 'compare',
+           'save_results', 'load_results', 'evaluate_run', 'explore', 'side_by_side', 'plot_comparison',
+           'fact_extractor']
 
 # %% ../nbs/04_eval.ipynb #604af336
 def _mean(xs:list):
@@ -58,13 +60,14 @@ class Rouge(TextMetric):
 # %% ../nbs/04_eval.ipynb #9dbe3139
 class ExactMatch(TextMetric):
     "1 if the output equals the reference (whitespace collapsed; also case and punctuation with `normalized`), else 0."
-    def __init__(self, normalized:bool=False, # also ignore case and punctuation (`ftbook.data.normalize`)
+    def __init__(self, normalized:bool=False,      # also ignore case and punctuation (`ftbook.data.normalize`)
+                 score_name:str='exact_match',  # the score's name (two kinds side by side need two names)
                  **kwargs):
-        self.normalized = normalized
+        self.normalized, self.score_name = normalized, score_name
         super().__init__(**kwargs)
     def _norm(self, text:str)->str: return normalize(text) if self.normalized else ' '.join(text.split())
     def score(self, prediction:str, reference:str)->dict:
-        return dict(exact_match=float(self._norm(prediction) == self._norm(reference)))
+        return {self.score_name: float(self._norm(prediction) == self._norm(reference))}
 
 # %% ../nbs/04_eval.ipynb #f8882ec4
 class FormatCompliance(TextMetric):
@@ -159,6 +162,76 @@ def default_metrics(sections:list|None=None,    # required section headers, for 
                    )->list:
     "ROUGE, exact match, fact recall, and format compliance when `sections` are given."
     return [Rouge(), ExactMatch(), FactRecall(extractor or fact_extractor(vocabulary))] + ([FormatCompliance(sections)] if sections else [])
+
+# %% ../nbs/04_eval.ipynb #menu-metrics
+class RegexMatch(TextMetric):
+    "1 if the output contains a match of `pattern` (`re.search`; anchor it with ^ and $ for the whole output), else 0."
+    inputs = ('predictions',)
+    def __init__(self, pattern:str, **kwargs):
+        try: self.pattern = re.compile(pattern, re.M)
+        except re.error as e: raise ValueError(f"regex {pattern!r} is not a valid regular expression ({e}). Check its brackets and escapes.") from None
+        super().__init__(**kwargs)
+    def score(self, prediction:str)->dict: return dict(regex_match=float(self.pattern.search(prediction) is not None))
+
+class JsonKeys(TextMetric):
+    "Whether the output is a JSON object (code fences allowed around it), and the share of the required `keys` it has."
+    inputs = ('predictions',)
+    def __init__(self, keys:list, **kwargs): self.keys = list(keys); super().__init__(**kwargs)
+    def score(self, prediction:str)->dict:
+        text = re.sub(r'^```(?:json)?\s*|\s*```$', '', prediction.strip())
+        try: obj = json.loads(text)
+        except json.JSONDecodeError: obj = None
+        ok = isinstance(obj, dict)
+        return dict(valid_json=float(ok), json_keys=sum(k in obj for k in self.keys)/len(self.keys) if ok and self.keys else float(ok))
+
+class LengthLimit(TextMetric):
+    "The output's words, and 1 if there are at most `max_words`."
+    inputs = ('predictions',)
+    def __init__(self, max_words:int, **kwargs): self.max_words = max_words; super().__init__(**kwargs)
+    def score(self, prediction:str)->dict:
+        n = len(prediction.split())
+        return dict(words=n, within_length=float(n <= self.max_words))
+
+_NUMBER = r'\d+(?:[.,:/]\d+)*'
+
+def unsupported_content(output:str, # the model's answer
+                        source:str, # what it was given
+                       )->list:     # numbers and names in `output` found nowhere in `source`
+    "The numbers and capitalized names (words after the first of a sentence or line) of `output` that `source` does not contain."
+    source_words, source_numbers = set(re.findall(r"[\w'-]+", source.casefold())), set(re.findall(_NUMBER, source))
+    names = {w for part in re.split(r'(?<=[.!?:;])\s+|\n', output) for w in re.findall(r"[^\W\d][\w'-]*", part)[1:] if w[0].isupper()}
+    return sorted({n for n in re.findall(_NUMBER, output) if n not in source_numbers} | {n for n in names if n.casefold() not in source_words})
+
+class UnsupportedContent(TextMetric):
+    "How many numbers and capitalized names the output has that its input does not: a generic signal of invented facts."
+    inputs = ('predictions', 'sources')
+    def details(self, prediction:str, source:str)->dict: return dict(unsupported=unsupported_content(prediction, source))
+    def score(self, prediction:str, source:str)->dict: return dict(unsupported_content=len(unsupported_content(prediction, source)))
+
+
+# %% ../nbs/04_eval.ipynb #menu
+METRIC_MENU = {'exact': 'exact match (whitespace collapsed)', 'normalized': 'exact match ignoring case and punctuation',
+               'rouge': 'ROUGE-1, ROUGE-2, ROUGE-L F1 against the reference', 'regex:PATTERN': 'the output contains a match of PATTERN',
+               'lines:A:|B:': 'each of these section headers starts a line, in order', 'json:k1,k2': 'a JSON object, and the share of the keys it has',
+               'length:WORDS': 'at most WORDS words', 'unsupported': 'numbers and capitalized names that are not in the input'}
+
+
+# %% ../nbs/04_eval.ipynb #menu-fn
+def metric_menu(names:list, # words of `METRIC_MENU`, e.g. ['rouge', 'normalized', 'json:name,price', 'unsupported']
+               )->list:     # `evaluate` metrics, for `compare`
+    "Metrics named as on the command line: `exact`, `normalized`, `rouge`, `regex:PATTERN`, `lines:A:|B:`, `json:k1,k2`, `length:WORDS`, `unsupported`."
+    def one(name:str):
+        kind, _, arg = name.partition(':')
+        make = dict(exact=lambda: ExactMatch(), normalized=lambda: ExactMatch(normalized=True, score_name='normalized_match'), rouge=lambda: Rouge(),
+                    unsupported=lambda: UnsupportedContent(), regex=lambda: RegexMatch(arg), lines=lambda: FormatCompliance(arg.split('|')),
+                    json=lambda: JsonKeys([k.strip() for k in arg.split(',') if k.strip()]), length=lambda: LengthLimit(int(arg)))
+        needs_arg = kind in ('regex', 'lines', 'json', 'length')
+        if kind not in make or needs_arg != bool(arg) or kind == 'length' and not arg.isdigit():
+            raise ValueError(f"metric {name!r} is not on the menu. Choose from: " + '; '.join(f'{k} ({v})' for k,v in METRIC_MENU.items()) + '.')
+        return make[kind]()
+    if isinstance(names, str) or not names: raise ValueError(f"names={names!r}: pass a list of metric names, e.g. ['rouge', 'unsupported'].")
+    return [one(n) for n in names]
+
 
 # %% ../nbs/04_eval.ipynb #ff20da59
 def perplexity(system:System,       # the system whose prompts condition the references
@@ -315,10 +388,11 @@ def save_results(result:EvalResult,   # from `compare`
                  run_dir:str|Path,    # the training run's folder (or any folder)
                  name:str='eval',     # the sub-folder to (re)write
                 )->Path:              # the folder written
-    "Write `summary.csv`, `examples.csv` and `results.json` into `run_dir/name`, atomically: complete or absent."
+    "Write `summary.csv`, `examples.csv`, `examples.jsonl` and `results.json` into `run_dir/name`, atomically: complete or absent."
     with atomic_dir(dest := Path(run_dir)/name) as tmp:
         result.summary.to_csv(tmp/'summary.csv')
         result.examples.to_csv(tmp/'examples.csv', index=False)
+        (tmp/'examples.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in _json_records(result.examples)))
         (tmp/'results.json').write_text(json.dumps(dict(settings=result.settings, summary=_json_records(result.summary.reset_index()),
                                                         examples=_json_records(result.examples)), indent=1, default=str))
     return dest
@@ -331,6 +405,54 @@ def load_results(path:str|Path, # a folder written by `save_results`
     if not f.exists(): raise FileNotFoundError(f"{f} does not exist: pass a folder written by save_results (e.g. <run>/eval).")
     d = json.loads(f.read_text())
     return EvalResult(pd.DataFrame(d['summary']).set_index('system'), pd.DataFrame(d['examples']), d['settings'])
+
+# %% ../nbs/04_eval.ipynb #run-baseline
+def baseline_template(prompt,                  # a PromptTemplate, a .json file of one, or a text (or a .txt/.md file of one)
+                      run:PromptTemplate,      # the run's template: the answers compared are its completions
+                     )->PromptTemplate:
+    "The base model's prompt: a saved template, a text with the record's fields in braces, or instructions that become the system prompt."
+    if isinstance(prompt, PromptTemplate): return prompt
+    path = Path(prompt) if isinstance(prompt, Path) or (isinstance(prompt, str) and '\n' not in prompt and Path(prompt).suffix.lower() in ('.json', '.txt', '.md')) else None
+    if path is not None and not path.is_file(): raise FileNotFoundError(f"{path} does not exist: pass the file that holds the baseline prompt.")
+    if path is not None and path.suffix.lower() == '.json':
+        return PromptTemplate.from_dict({**json.loads(path.read_text()), 'completion': run.completion})
+    text = path.read_text() if path is not None else prompt
+    if not isinstance(text, str) or not text.strip(): raise ValueError("The baseline prompt is empty: write the instructions you would give the base model.")
+    if any(f for _,f,_,_ in string.Formatter().parse(text)): return PromptTemplate(text, run.completion)
+    return dataclasses.replace(run, system=text.strip())  # instructions only: the run's own prompt, with them as the system prompt
+
+
+# %% ../nbs/04_eval.ipynb #run-eval
+def evaluate_run(adapter:str|Path,            # a training run's adapter/ (or merged/) folder
+                 data,                        # records its template renders: a .jsonl/.csv file, a list of dicts, a DataFrame
+                 metrics:list=('rouge', 'normalized', 'unsupported'), # `metric_menu` names, or `evaluate` metrics
+                 baseline=None,               # the base model's prompt, for `baseline_template`; None: the fine-tuned model alone
+                 source_field:str|None=None,  # the input field of each record, for 'unsupported' (default: the template's one field)
+                 out:str|Path|None=None,      # the folder to write (default: eval-<data file name> in the run folder)
+                 limit:int|None=None,         # the first `limit` records only
+                 with_perplexity:bool=True,   # also the validation perplexity of the references
+                 **settings,                  # generation settings, as for `ftbook.system.check_generation`
+                )->EvalResult:                # also written to `out`: summary.csv, examples.csv, examples.jsonl, results.json
+    "The fine-tuned run, and the base model with the user's own prompt, on a file of records, scored with metrics from the menu."
+    metrics = [metric_menu([m])[0] if isinstance(m, str) else m for m in metrics]
+    check_generation(**settings)  # bad settings and data fail before a model loads
+    records = read_records(data)
+    if limit: records = Records(records[:limit], records.source, records.locations[:limit])
+    tuned = load_system(adapter, name='fine-tuned')
+    fields = sorted({f for _,f,_,_ in string.Formatter().parse(tuned.template.prompt) if f})
+    source_field = source_field or (fields[0] if len(fields) == 1 and fields[0] in records[0] else None)  # else: each prompt
+    systems = [tuned]
+    if baseline is not None:
+        if not (config := Path(adapter)/'adapter_config.json').exists():
+            raise FileNotFoundError(f"{adapter} is not an adapter folder: a baseline needs the run's adapter/, which names the base model.")
+        base, tok = load_model(json.loads(config.read_text())['base_model_name_or_path'])
+        systems.insert(0, System('base model + your prompt', base.eval(), tok, baseline_template(baseline, tuned.template)))
+    result = compare(systems, records, metrics, source_field=source_field, with_perplexity=with_perplexity, **settings)
+    dest = Path(out) if out else Path(adapter).parent/f"eval-{Path(records.source).stem}"
+    result.settings['saved_to'] = str(dest)
+    save_results(result, dest.parent, dest.name)
+    return result
+
 
 # %% ../nbs/04_eval.ipynb #0e73a3c6
 def diff_html(output:str,    # the text to show
@@ -419,3 +541,35 @@ def explore(systems:list,                  # the `System`s that can be shown
     for k,v in w.items(): setattr(box, k, v)
     box.cache = cache
     return box
+
+# %% ../nbs/04_eval.ipynb #sbs-html
+def side_by_side_html(text:str,     # the input every system answered
+                      answers:dict, # system name -> `System.reply` result
+                     )->str:        # HTML: the input, then one column per system
+    "The input, then each system's answer in its own column with prompt tokens, new tokens and seconds."
+    cols = [_box(html.escape(name), html.escape(a['text']), f"{a['prompt_tokens']} prompt tokens, {a['new_tokens']} new, {a['seconds']:.1f} s"
+                 + ('' if a['stopped'] else ', <b style="color:#b00">cut at max_new_tokens</b>')) for name, a in answers.items()]
+    return (f'<div style="font-family:sans-serif;font-size:13px">{_box("input", html.escape(text))}'
+            f'<div style="display:flex;gap:8px;margin-top:8px">{"".join(cols)}</div></div>')
+
+
+# %% ../nbs/04_eval.ipynb #sbs
+def side_by_side(systems:list,        # the `System`s to ask, e.g. the base model with a good prompt and the fine-tuned model
+                 text:str='',         # a first input to answer right away
+                 **settings,          # generation settings, as for `ftbook.system.check_generation`
+                ):
+    "An ipywidgets box: one input, and each system's answer next to the others, with prompt tokens and time."
+    import ipywidgets as W
+    _check_systems(systems); check_generation(**settings)
+    box, view, ask = W.Textarea(value=text, placeholder='Type an input and press Ask', layout=W.Layout(width='100%', height='90px')), W.HTML(), W.Button(description='Ask')
+    def answer(_=None):
+        if not box.value.strip(): view.value = '<p>Type an input first.</p>'; return
+        ask.disabled, view.value = True, '<p>generating...</p>'
+        try: view.value = side_by_side_html(box.value, {s.name: s.reply([s.user_turn(box.value)], **settings) for s in systems})
+        finally: ask.disabled = False
+    ask.on_click(answer)
+    if text: answer()
+    out = W.VBox([box, ask, view])
+    out.input, out.ask, out.view = box, ask, view
+    return out
+

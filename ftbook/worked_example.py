@@ -13,7 +13,7 @@ from .data import PromptTemplate
 from .train import train
 from .config import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings
 from .system import System, load_system
-from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, compare, plot_comparison, save_results
+from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, compare, evaluate_run, plot_comparison, save_results
 from .clinic import SHORT_TEMPLATE, SUMMARY_SECTIONS, clinic_facts, detailed_template, medication_facts
 from .examples import STYLES, clinic_notes, clinic_split, held_out_notes
 
@@ -150,20 +150,7 @@ def worked_example(out_dir:str|Path|None=None, # the run folder (default: runs/<
     return dict(out_dir=out, train=result, results=results, report=write_report(out, result, results, data, model))
 
 # %% ../nbs/10_medical_summaries.ipynb #dd1e1f69
-def evaluate_adapter(adapter_dir:str|Path,          # a training run's adapter/ folder
-                     data:str|Path,                 # a .jsonl or .csv file of {"note", "summary"} records
-                     out:str|Path|None=None,        # where to write the results (default: the run folder)
-                     with_base:bool=True,           # also evaluate the base model with the detailed prompt
-                     limit:int|None=None,           # evaluate the first `limit` records only
-                     batch_size:int=16, max_new_tokens:int=176,
-                    )->pd.DataFrame:                # the summary table (also saved, with every output)
-    "Evaluate a trained adapter (and the prompted base model) on a file of notes with reference summaries."
-    from ftbook.data import read_records
-    records = read_records(data)
-    missing = [f for f in ('note', 'summary') if f not in records[0]]
-    if missing: raise KeyError(f"{records.where(0)} has no field {missing} (it has {sorted(records[0])}); the records need 'note' and 'summary'.")
-    records = records[:limit] if limit else records
-    systems = clinic_systems(adapter_dir) if with_base else [load_system(adapter_dir, name=TUNED_NAME)]
-    result = compare(systems, records, clinic_metrics(), source_field='note', batch_size=batch_size, max_new_tokens=max_new_tokens)
-    save_results(result, out or Path(adapter_dir).parent, f'eval-{Path(data).stem}')
-    return report_table({Path(data).stem: result})
+def clinic_preset()->dict:
+    "The clinic's evaluation as settings of `ftbook.eval.evaluate_run`: its metrics, the detailed prompt for the base model, the note as the source of facts."
+    return dict(metrics=clinic_metrics(), baseline=detailed_template(clinic_notes(1)[0]), source_field='note', max_new_tokens=176)
+

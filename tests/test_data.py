@@ -54,7 +54,7 @@ def test_records_must_be_dicts():
     with pytest.raises(TypeError, match='record 1 is a str'): read_records([GOOD, 'oops'])
 
 def test_bad_messages_layout():
-    with pytest.raises(ValueError, match='must end with an assistant message'):
+    with pytest.raises(ValueError, match='no assistant message'):
         make_pairs([{'messages': [{'role': 'user', 'content': 'hi'}]}])
 
 def test_bad_arguments():

@@ -1,0 +1,145 @@
+"""Your own task end to end: conversations trained on every assistant turn for any chat template, `ftbook eval` on files that
+are not clinic notes, and `ftbook chat` in a terminal (piped input), all on a tiny model trained for real."""
+import csv, json, os, subprocess, sys
+from pathlib import Path
+import pytest, torch
+from ftbook.cli import main
+from ftbook.config import DataSettings, ModelSettings, RunConfig
+from ftbook.data import PromptTemplate, conversation_turns, loss_spans, make_pairs, pair_report, split_pairs, tokenize_pairs
+from ftbook.testing import CHAT_TEMPLATES, chat_tokenizer, tiny_model
+from ftbook.train import train, training_rows
+
+BIN = Path(sys.executable).parent
+
+def say(role, text, **kw): return dict(role=role, content=text, **kw)
+
+def conversation(i:int, system:bool=True, weight0:bool=False)->dict:
+    "A 3-turn support conversation; with `weight0`, its middle answer is context only."
+    msgs = [say('system', 'You are the help desk of Northwind Rentals.')] if system else []
+    msgs += [say('user', f'Hi, I rented tent {i}. Can I return it late?'), say('assistant', f'Yes, tent {i} can come back up to 24 hours late at no charge.'),
+             say('user', 'And two days late?'), say('assistant', 'Then one extra rental day is charged.', **({'weight': 0} if weight0 else {})),
+             say('user', 'Thanks!'), say('assistant', f'You are welcome. Enjoy the trip with tent {i}!')]
+    return {'messages': msgs}
+
+def learned(conv:dict)->list: return [m['content'] for m in conv['messages'] if m['role'] == 'assistant' and m.get('weight', 1) == 1]
+
+@pytest.mark.parametrize('family', ['chatml', 'llama3', 'gemma'])
+@pytest.mark.parametrize('weight0', [False, True])
+def test_loss_is_on_exactly_the_assistant_tokens(family, weight0):
+    "Every learned assistant turn and its end-of-turn token carry loss, token for token, and nothing else does."
+    tok = chat_tokenizer(family)
+    conv = conversation(7, system=family != 'gemma', weight0=weight0)  # Gemma's template has no system role
+    ex = tokenize_pairs(make_pairs([conv]), tok, PromptTemplate())['examples'][0]
+    assert loss_spans(ex, tok) == [a + tok.eos_token for a in learned(conv)]
+    n_loss = sum(len(tok(a, add_special_tokens=False)['input_ids']) + 1 for a in learned(conv))
+    assert sum(l != -100 for l in ex['labels']) == n_loss
+    assert all(l in (-100, t) for t, l in zip(ex['input_ids'], ex['labels']))  # a label is the token itself, never shifted or another
+
+def test_default_system_prompt_is_context():
+    "SmolLM2's template adds its own system prompt when a conversation has none: it is rendered, and carries no loss."
+    tok = chat_tokenizer('chatml')
+    conv = conversation(1, system=False)
+    ex = tokenize_pairs(make_pairs([conv]), tok, PromptTemplate())['examples'][0]
+    assert 'You are a helpful AI assistant named SmolLM' in tok.decode(ex['input_ids'])
+    assert loss_spans(ex, tok) == [a + '<|im_end|>' for a in learned(conv)]
+
+def test_templates_that_cannot_be_masked_are_refused():
+    "Mistral's template moves the system prompt into the last user turn (not prefix-stable); Gemma's refuses a system message."
+    with pytest.raises(ValueError, match='not prefix-stable at message 2'):
+        tokenize_pairs(make_pairs([conversation(1)]), chat_tokenizer('mistral'), PromptTemplate())
+    with pytest.raises(ValueError, match='record 0 of records: the model.s chat template refuses these messages .System role not supported'):
+        tokenize_pairs(make_pairs([conversation(1)]), chat_tokenizer('gemma'), PromptTemplate())
+
+def test_eos_must_close_a_turn():
+    "A template whose end of turn is not the tokenizer's EOS would teach the model to stop where generation does not."
+    tok = chat_tokenizer('gemma')
+    tok.eos_token = '<bos>'
+    with pytest.raises(ValueError, match="closes an assistant turn with '<end_of_turn>"):
+        tokenize_pairs(make_pairs([conversation(1, system=False)]), tok, PromptTemplate())
+
+def test_inference_renders_each_turn_as_in_training():
+    "Each assistant turn, asked with the history before it, sees exactly the tokens it was trained after (ChatML)."
+    tok = chat_tokenizer('chatml')
+    conv = conversation(3)
+    ex = tokenize_pairs(make_pairs([conv]), tok, PromptTemplate())['examples'][0]
+    from ftbook.data import prompt_text
+    for turn in conversation_turns([conv]):
+        ids = tok(prompt_text(PromptTemplate(), tok, make_pairs([turn], PromptTemplate(completion=''))[0]), add_special_tokens=False)['input_ids']
+        assert ex['input_ids'][:len(ids)] == ids and ex['labels'][len(ids) - 1] == -100 and ex['labels'][len(ids)] != -100
+
+def test_overlong_conversations_are_dropped_and_counted():
+    tok = chat_tokenizer('chatml')
+    convs = [conversation(1), {'messages': conversation(2)['messages'][:2] + [say('assistant', 'long ' * 200)]}]
+    tk = tokenize_pairs(make_pairs(convs), tok, PromptTemplate(), max_len=150)
+    assert tk['dropped'] == [1] and [e['index'] for e in tk['examples']] == [0]
+    with pytest.raises(ValueError, match='record 1 of records has .* tokens, more than max_len=150'):
+        tokenize_pairs(make_pairs(convs), tok, PromptTemplate(), max_len=150, overlong='raise')
+
+def test_report_and_split_read_whole_conversations():
+    convs = [conversation(i) for i in range(10)] + [conversation(0)]
+    pairs = make_pairs(convs)
+    report = pair_report(pairs, chat_tokenizer('chatml'))
+    assert report.findings['exact_duplicates'] == [[0, 10]] and report.conversations()['turns_max'] == 3
+    train_p, val_p, _ = split_pairs(pairs, val=0.3, seed=0)
+    assert not {p['prompt'] for p in train_p} & {p['prompt'] for p in val_p}
+
+# --- a tiny model trained for real on conversations, then evaluated and chatted with --------------------------------------
+
+@pytest.fixture(scope='module')
+def chat_run(tmp_path_factory):
+    "A float32 tiny-model run on 3-turn conversations: its rows, and the run."
+    d = tmp_path_factory.mktemp('chat')
+    (d/'convs.jsonl').write_text(''.join(json.dumps(conversation(i, weight0=i % 2 == 0)) + '\n' for i in range(24)))
+    cfg = RunConfig(output_dir=str(d/'run'), model=ModelSettings(name=str(tiny_model('llama')), dtype='float32'),
+                    data=DataSettings(path=str(d/'convs.jsonl'), max_len=256, packing=False))
+    cfg = cfg.override({'train.max_steps': 2, 'train.batch_size': 4, 'train.eval_every': 1, 'train.log_every': 1, 'train.gradient_checkpointing': False})
+    return d, train(cfg, progress_bar=False)
+
+def test_a_conversation_file_trains(chat_run):
+    "The run's rows carry loss on the learned answers only (weight-0 turns in every other conversation), and training on them works."
+    d, res = chat_run
+    assert res.steps == 2 and res.dropped == [] and Path(res.adapter_dir, 'adapter_model.safetensors').exists()
+    assert res.history.loss.notna().any() and res.history.eval_loss.dropna().between(0, 20).all()
+    tok, convs = chat_tokenizer('chatml'), [json.loads(l) for l in (d/'convs.jsonl').read_text().splitlines()]
+    rows = training_rows(make_pairs(convs), tok, PromptTemplate(), 256, packing=False)
+    assert rows['loss_tokens'] == sum(len(tok(a, add_special_tokens=False)['input_ids']) + 1 for c in convs for a in learned(c))
+
+def write_eval_files(d:Path)->dict:
+    "The same 6 questions as prompt/completion JSONL, as CSV, and as conversations (JSONL)."
+    rows = [dict(prompt=f'Hi, I rented tent {i}. Can I return it late?', completion=f'Yes, tent {i} can come back up to 24 hours late at no charge.') for i in range(30, 36)]
+    (d/'pc.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    with open(d/'pc.csv', 'w', newline='') as f: w = csv.DictWriter(f, ['prompt', 'completion']); w.writeheader(); w.writerows(rows)
+    (d/'chats.jsonl').write_text(''.join(json.dumps(conversation(i)) + '\n' for i in range(30, 36)))
+    return dict(jsonl=d/'pc.jsonl', csv=d/'pc.csv', messages=d/'chats.jsonl')
+
+@pytest.mark.parametrize('kind', ['jsonl', 'csv', 'messages'])
+def test_ftbook_eval_on_any_file(chat_run, kind, capsys):
+    "`ftbook eval` on prompt/completion JSONL, CSV and conversations, with five metrics of the menu and the user's own baseline prompt."
+    d, res = chat_run
+    files = write_eval_files(d)
+    (d/'prompt.txt').write_text('You are the help desk of Northwind Rentals. Answer in one friendly sentence.')
+    out = d/f'eval-{kind}'
+    main(['eval', '--adapter', res.adapter_dir, '--data', str(files[kind]), '--metric', 'rouge', 'normalized', 'length:30', 'regex:tent \\d+',
+          'unsupported', '--baseline', str(d/'prompt.txt'), '--out', str(out), '--max-new-tokens', '6', '--batch-size', '3'])
+    printed = capsys.readouterr().out
+    assert 'base model + your prompt' in printed and 'fine-tuned' in printed and 'unsupported_content' in printed and str(out) in printed
+    rows = [json.loads(l) for l in (out/'examples.jsonl').read_text().splitlines()]
+    assert len(rows) == 12 and {r['system'] for r in rows} == {'base model + your prompt', 'fine-tuned'}
+    assert all(k in rows[0] for k in ('rougeL', 'normalized_match', 'within_length', 'regex_match', 'unsupported_content', 'output', 'reference'))
+    assert rows[0]['reference'] == ('You are welcome. Enjoy the trip with tent 30!' if kind == 'messages'  # the last assistant turn
+                                    else 'Yes, tent 30 can come back up to 24 hours late at no charge.')
+    assert (out/'examples.csv').exists() and (out/'summary.csv').exists()
+
+def test_ftbook_chat_through_piped_input(chat_run):
+    "A real `ftbook chat` process: answers streamed, /system and /reset honoured, /exit ends it; --base talks to the base model."
+    d, res = chat_run
+    lines = 'Hi, can I return tent 4 late?\n/system Be brief.\nAnd two days?\n/reset\n/oops\n/exit\nnever read\n'
+    for extra, name in [([], 'fine-tuned'), (['--base'], 'base model')]:
+        p = subprocess.run([str(BIN/'ftbook'), 'chat', res.adapter_dir, '--max-new-tokens', '5', *extra], input=lines, capture_output=True,
+                           text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+        assert p.returncode == 0, p.stderr[-2000:]
+        out = p.stdout
+        assert out.startswith(f'Chatting with {name}') and out.count('model> ') == 2 and out.count('prompt tokens') == 2
+        assert "(system prompt: 'Be brief.'; a new conversation)" in out and '(a new conversation)' in out and 'unknown command /oops' in out
+        first, second = [int(s.split('(')[-1].split()[0]) for s in out.split('\n') if 'prompt tokens' in s]
+        assert second < first  # after /system the conversation starts over, with a shorter system prompt than the run's default
