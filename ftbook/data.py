@@ -164,7 +164,7 @@ def _message_problem(m, j:int)->str|None:
     if 'weight' in m and (role != 'assistant' or m['weight'] not in (0, 1)):
         return f"message {j} has weight {m['weight']!r}: a weight is 0 or 1, on assistant messages only"
 
-def _from_messages(msgs:list,           # the record's `messages`
+def conversation_pair(msgs:list,           # the record's `messages`
                    where:str,           # where the record came from, for errors
                    answered:bool=True,  # the conversation must end with an assistant message (training, evaluation)
                   )->dict:              # {'prompt', 'completion', 'system', 'messages', 'where'}
@@ -186,6 +186,8 @@ def _from_messages(msgs:list,           # the record's `messages`
     return dict(prompt='\n\n'.join(m['content'] for m in history), completion=answer,
                 system=text(msgs[0]['content']) if msgs[0]['role'] == 'system' else None, messages=turns, where=where)
 
+
+# %% ../nbs/02_data.ipynb #make-pairs
 def _reads_messages(template:PromptTemplate)->bool:
     "Whether `template` takes `messages` records as they are: the plain prompt, no examples (the answer may be left out, at inference)."
     return template.prompt == '{prompt}' and template.completion in ('{completion}', '') and not template.examples
@@ -198,7 +200,7 @@ def make_pairs(source,                             # anything `read_records` rea
     records = read_records(source, encoding)
     template = template or PromptTemplate()
     def one(i, r):
-        if 'messages' in r and _reads_messages(template): return _from_messages(r['messages'], records.where(i), answered=bool(template.completion))
+        if 'messages' in r and _reads_messages(template): return conversation_pair(r['messages'], records.where(i), answered=bool(template.completion))
         return fill(template, r, records.where(i))
     return [one(i, r) for i,r in enumerate(records)]
 
@@ -313,23 +315,24 @@ def conversation_tokens(tok,                   # the prepared tokenizer
         if m['role'] != 'assistant': continue
         before, upto = _render(tok, messages[:i], where=where), _render(tok, messages[:i+1], answer_next=False, where=where)
         if not (upto.startswith(before) and full.startswith(upto)): raise _not_prefix_stable(where, i)
-        rest = upto[len(before):]
-        if not rest.startswith(m['content']):
+        rest, k = upto[len(before):], upto[len(before):].find(m['content'])
+        if k < 0 or rest[:k].strip():
             raise ValueError(f"{where}: the chat template changes assistant message {i}: it writes {rest[:40]!r} for {m['content'][:40]!r}. "
                              f"Templates often strip spaces and line breaks around a message: remove them from the data.")
-        if not rest[len(m['content']):].startswith(tok.eos_token):
-            raise ValueError(f"{where}: the chat template closes an assistant turn with {rest[len(m['content']):][:20]!r}, not with the EOS token "
+        text = rest[:k + len(m['content'])]  # the answer, with any space the template puts before it (Mistral's) to be generated too
+        if not rest[len(text):].startswith(tok.eos_token):
+            raise ValueError(f"{where}: the chat template closes an assistant turn with {rest[len(text):][:20]!r}, not with the EOS token "
                              f"{tok.eos_token!r} where generation stops. Set `tok.eos_token` to the template's end-of-turn token, so the model "
                              f"learns to stop where generation stops.")
         prompt = tok(before[done:], add_special_tokens=False)['input_ids']  # the template's text since the last answer
-        answer = tok(m['content'], add_special_tokens=False)['input_ids'] + [tok.eos_token_id]  # as generated after the prompt's tokens
-        if tok.decode(answer) != m['content'] + tok.eos_token:
+        answer = tok(text, add_special_tokens=False)['input_ids'] + [tok.eos_token_id]  # as generated after the prompt's tokens
+        if tok.decode(answer) != text + tok.eos_token:
             raise ValueError(f"{where}: message {i} does not come back from its tokens ({tok.decode(answer)[:40]!r}): the tokenizer changes the "
                              f"text, so its loss would not be on what was written. Normalize the text (e.g. Unicode NFC) first.")
         learn = m.get('weight', 1) == 1
         ids += prompt + answer
         labels += [-100]*len(prompt) + (answer if learn else [-100]*len(answer))
-        turns, done = turns + learn, len(before) + len(m['content']) + len(tok.eos_token)
+        turns, done = turns + learn, len(before) + len(text) + len(tok.eos_token)
     return dict(input_ids=ids, labels=labels, turns=turns)
 
 
@@ -353,7 +356,7 @@ def conversation_turns(records, # anything `read_records` reads, with `messages`
     records = read_records(records)
     out = []
     for i, r in enumerate(records):
-        msgs = _from_messages(r.get('messages'), records.where(i))['messages']
+        msgs = conversation_pair(r.get('messages'), records.where(i))['messages']
         system = [m for m in r['messages'][:1] if m['role'] == 'system']
         out += [{**r, 'messages': system + msgs[:j+1]} for j, m in enumerate(msgs) if m['role'] == 'assistant']
     return out

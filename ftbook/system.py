@@ -11,7 +11,7 @@ import pandas as pd, torch
 from fastcore.basics import patch_to
 from tqdm import tqdm  # text bar: disable=None shows it in a terminal only
 from .core import quiet_checkpointing_rename
-from .data import PromptTemplate, _from_messages, fill, make_pairs, prompt_text
+from .data import PromptTemplate, conversation_pair, fill, make_pairs, prompt_text
 from .quant import load_model, load_tokenizer, padding_side
 
 _all_ = ['System', 'load_system']  # what a user calls; the rest is exported for the package's own use
@@ -207,7 +207,7 @@ def reply(self, messages:list,  # the conversation so far, ending with the user'
     "The next answer in a conversation, its prompt rendered exactly as in training."
     from transformers import TextStreamer
     s = check_generation(**settings)
-    pair = _from_messages(messages, 'the conversation', answered=False)
+    pair = conversation_pair(messages, 'the conversation', answered=False)
     if pair['completion']: raise ValueError("The conversation must end with the user's turn, which the model answers next: add it.")
     prompt = prompt_text(self.template, self.tok, pair)
     enc = self.tok(prompt, return_tensors='pt', add_special_tokens=False).to(self.model.device)

@@ -31,7 +31,7 @@ from ftbook.system import System, load_system
 from ftbook.eval import Rouge, compare
 from ftbook.export import export
 from ftbook.quant import load_model, load_tokenizer, prepare_tokenizer
-from ftbook.testing import tiny_model
+from ftbook.testing import chat_tokenizer, tiny_model
 from ftbook.train import train
 from ftbook.config import DataSettings, LoraSettings, ModelSettings, RunConfig
 
@@ -109,6 +109,12 @@ def adapter_copy(d:Path, fx, drop:tuple=(), **write)->Path:
     for f, content in write.items(): (dest/f.replace('__', '.')).write_text(content)
     return dest
 
+def say(role, text, **kw): return dict(role=role, content=text, **kw)
+
+def chat_lines(messages)->str:
+    "A JSONL file of conversations: a good one on line 1, `messages` on line 2."
+    return json.dumps({'messages': [say('user', 'Hi'), say('assistant', 'Hello.')]}) + '\n' + json.dumps({'messages': messages}) + '\n'
+
 PAIRS = [dict(prompt=f'What is {i} plus {i}?', completion=f'{2*i}.', system=None) for i in range(6)]
 
 # --- the corpus --------------------------------------------------------------------------------------------------------
@@ -157,6 +163,44 @@ CASES = [
          lambda d, fx: PromptTemplate('{q}', 'A: {}'), error=ValueError),
     Case('data/pairs-not-dicts', 'api', ["pair 0 is 'What is 1 plus 1?'", 'must be a dict', 'make_pairs(records, template)'],
          lambda d, fx: split_pairs(['What is 1 plus 1?', 'What is 2 plus 2?'], val=0.5), error=TypeError),
+    # conversations ({"messages": [...]}, OpenAI's format): what ftbook cannot train on names the file's line and the fix
+    *[Case(f'chat/{name}', 'api', ['c.jsonl', *words], lambda d, fx: make_pairs(d/'c.jsonl'), {'c.jsonl': chat_lines(messages)}, error=ValueError)
+      for name, messages, words in [
+        ('messages-not-a-list', 'hello', ['line 2', "'messages' must be a non-empty list"]),
+        ('messages-empty', [], ['line 2', "'messages' must be a non-empty list"]),
+        ('message-not-an-object', ['hello'], ['line 2', 'message 0 is a str', 'not an object like']),
+        ('unknown-role', [say('customer', 'Hi'), say('assistant', 'Hello.')], ['line 2', "message 0 has role 'customer'", "use 'system', 'user' or 'assistant'"]),
+        ('tool-call', [say('user', 'Weather?'), dict(role='assistant', content=None, tool_calls=[{'id': 'c1'}])], ['line 2', 'message 1 is a tool call', 'Drop the tool messages']),
+        ('tool-result', [say('user', 'Weather?'), say('tool', 'sunny'), say('assistant', 'Sunny.')], ['line 2', 'message 1 is a tool call or a tool', 'text turns only']),
+        ('image', [dict(role='user', content=[{'type': 'image_url', 'image_url': {'url': 'x.png'}}]), say('assistant', 'A cat.')], ['line 2', 'message 0 holds an image', 'Keep only text parts']),
+        ('answer-null', [say('user', 'Hi'), say('assistant', None)], ['line 2', 'message 1 (assistant) has no content', 'write its text, or drop the message']),
+        ('answer-blank', [say('user', 'Hi'), say('assistant', '  ')], ['line 2', 'message 1 (assistant) has no content']),
+        ('unknown-key', [say('user', 'Hi', name='Ann'), say('assistant', 'Hello.')], ['line 2', "keys ['name'] that ftbook does not read", "keep ['role', 'content', 'weight']"]),
+        ('weight-not-0-or-1', [say('user', 'Hi'), say('assistant', 'Hello.', weight=0.5)], ['line 2', 'weight 0.5', 'a weight is 0 or 1']),
+        ('weight-on-user', [say('user', 'Hi', weight=1), say('assistant', 'Hello.')], ['line 2', 'on assistant messages only']),
+        ('system-not-first', [say('user', 'Hi'), say('system', 'Be brief.'), say('assistant', 'Hello.')], ['line 2', 'a system message after the first', 'put the one system message first']),
+        ('only-system', [say('system', 'Be brief.')], ['line 2', 'only a system message', "add the user's turn and the answer"]),
+        ('no-assistant', [say('user', 'Hi'), say('user', 'Anyone?')], ['line 2', 'no assistant message', 'needs one']),
+        ('ends-with-user', [say('user', 'Hi'), say('assistant', 'Hello.'), say('user', 'Bye')], ['line 2', 'ends with a user message', 'add the answer, or drop that message']),
+        ('all-weights-zero', [say('user', 'Hi'), say('assistant', 'Hello.', weight=0)], ['line 2', 'every assistant message has weight 0', 'set weight 1'])]],
+    Case('chat/template-not-prefix-stable', 'api', ['line 2 of', 'not prefix-stable at message 2', 'will not guess', "one record per turn"],
+         lambda d, fx: tokenize_pairs(make_pairs(d/'c.jsonl'), chat_tokenizer('mistral'), PromptTemplate()),
+         {'c.jsonl': chat_lines([say('system', 'Be brief.'), say('user', 'Hi'), say('assistant', 'Hello.'), say('user', 'Bye'), say('assistant', 'Bye!')])},
+         error=ValueError),
+    Case('chat/template-refuses-system', 'api', ['line 2 of', "chat template refuses these messages (System role not supported)", 'Change the conversation'],
+         lambda d, fx: tokenize_pairs(make_pairs(d/'c.jsonl'), chat_tokenizer('gemma'), PromptTemplate()),
+         {'c.jsonl': chat_lines([say('system', 'Be brief.'), say('user', 'Hi'), say('assistant', 'Hello.')])}, error=ValueError),
+    Case('chat/template-strips-answer', 'api', ['line 2 of', 'changes assistant message 1', 'remove them from the data'],
+         lambda d, fx: tokenize_pairs(make_pairs(d/'c.jsonl'), chat_tokenizer('llama3'), PromptTemplate()),
+         {'c.jsonl': chat_lines([say('user', 'Hi'), say('assistant', 'Hello.\n')])}, error=ValueError),
+    Case('cli/eval-conversation-with-tool-call', 'cli', ['c.jsonl', 'line 2', 'message 1 is a tool call', 'Drop the tool messages'],
+         lambda d, fx: ['eval', '--adapter', str(d/'run'/'adapter'), '--data', str(d/'c.jsonl'), '--no-base', '--max-new-tokens', '2'],
+         {'c.jsonl': chat_lines([say('user', 'Weather?'), dict(role='assistant', content=None, tool_calls=[{'id': 'c1'}])])},
+         prep=lambda d, fx: adapter_copy(d, fx), out='run/eval-c'),
+    Case('cli/eval-metric-not-on-the-menu', 'cli', ["metric 'bleu' is not on the menu", 'Choose from', 'unsupported'],
+         lambda d, fx: ['eval', '--adapter', str(d/'run'/'adapter'), '--data', str(d/'c.jsonl'), '--metric', 'rouge', 'bleu'],
+         {'c.jsonl': chat_lines([say('user', 'Hi'), say('assistant', 'Hello.')])}, out='run/eval-c'),
+    Case('cli/chat-not-a-run', 'cli', ['does not exist', "adapter/ or merged/ folder"], lambda d, fx: ['chat', str(d/'run'/'adapter')]),
     # duplicates, conflicts and empty fields are not errors: the quality report flags them, with why they matter
     Case('data/duplicates-reported', 'report', ['exact_duplicates', [[0, 2]], 'learned twice as hard'],
          lambda d, fx: pair_report(make_pairs(d/'dup.jsonl', T), fx.tok, T)),

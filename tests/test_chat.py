@@ -50,6 +50,13 @@ def test_templates_that_cannot_be_masked_are_refused():
     with pytest.raises(ValueError, match='record 0 of records: the model.s chat template refuses these messages .System role not supported'):
         tokenize_pairs(make_pairs([conversation(1)]), chat_tokenizer('gemma'), PromptTemplate())
 
+def test_a_space_the_template_writes_before_an_answer_is_learned_with_it():
+    "Mistral's template has no generation prompt and writes ' ' before each answer: the model must generate that space, so it carries loss."
+    tok = chat_tokenizer('mistral')
+    conv = conversation(2, system=False)  # without a system message, Mistral's template is prefix-stable
+    ex = tokenize_pairs(make_pairs([conv]), tok, PromptTemplate())['examples'][0]
+    assert loss_spans(ex, tok) == [' ' + a + '</s>' for a in learned(conv)]
+
 def test_eos_must_close_a_turn():
     "A template whose end of turn is not the tokenizer's EOS would teach the model to stop where generation does not."
     tok = chat_tokenizer('gemma')

@@ -79,14 +79,6 @@ def test_no_records(source):
 def test_header_only_csv(tmp_path):
     with pytest.raises(ValueError, match='holds no records'): make_pairs(write(tmp_path, 'h.csv', 'specs,description\n'), T)
 
-@pytest.mark.parametrize('msgs,words', [
-    ([{'role': 'user', 'content': 'a'}, {'role': 'assistant', 'content': 'b'}, {'role': 'user', 'content': 'c'},
-      {'role': 'assistant', 'content': 'd'}], 'multi-turn chat (2 assistant turns)'),
-    (['hello'], 'list of {"role"'), ([{'role': 'assistant', 'content': None}], 'list of {"role"')])
-def test_bad_messages(msgs, words):
-    with pytest.raises(ValueError) as e: make_pairs([{'messages': msgs}])
-    assert words in str(e.value) and 'record 0' in str(e.value)
-
 def test_symbols_make_prompts_different():
     from ftbook.data import normalize
     assert normalize('Is 5 > 3?') != normalize('Is 5 < 3?') and normalize('C++') != normalize('C')

@@ -72,7 +72,7 @@ def small_result(tiny):
 def test_save_results_replaces_whole_and_a_failed_save_keeps_the_old(tmp_path, tiny):
     res = small_result(tiny)
     first = save_results(res, tmp_path)
-    assert sorted(p.name for p in first.iterdir()) == ['examples.csv', 'results.json', 'summary.csv']
+    assert sorted(p.name for p in first.iterdir()) == ['examples.csv', 'examples.jsonl', 'results.json', 'summary.csv']
     settings = json.loads((first/'results.json').read_text())['settings']
     assert settings['generation']['max_new_tokens'] == 4 and settings['systems']['tiny']['template'] == T.to_dict()
     broken = EvalResult(res.summary, 'not a DataFrame', res.settings)  # fails after summary.csv is written
