@@ -47,7 +47,8 @@ def cmd_eval(args):
     if args.preset:
         from ftbook.worked_example import clinic_preset
         preset = dict(clinic=clinic_preset)[args.preset]()
-    baseline = None if args.no_base else args.baseline or preset.get('baseline')
+    if args.baseline and not Path(args.baseline).is_file(): raise FileNotFoundError(f"--baseline {args.baseline}: no such file. Write your prompt in a text file and pass its path.")
+    baseline = None if args.no_base else (Path(args.baseline) if args.baseline else preset.get('baseline'))
     result = evaluate_run(args.adapter, args.data, args.metric or preset.get('metrics') or ('rouge', 'normalized', 'unsupported'), baseline,
                           args.source_field or preset.get('source_field'), out=args.out, limit=args.limit, batch_size=args.batch_size,
                           max_new_tokens=args.max_new_tokens or preset.get('max_new_tokens', 256))
@@ -62,33 +63,36 @@ def _chat_command(line:str)->tuple:
     if word.startswith('/'): return 'help', word
     return 'say', line.strip()
 
+def _chat_turn(system, messages:list, args)->str|None:
+    "One streamed answer, or None when it failed or was interrupted (the conversation goes on without that turn)."
+    print('model> ', end='', flush=True)
+    try: answer = system.reply(messages, stream=True, max_new_tokens=args.max_new_tokens, temperature=args.temperature)
+    except KeyboardInterrupt: print('\n(interrupted: that question is dropped)'); return None
+    except ValueError as e: print(f'\n(could not answer: {e})'); return None
+    print(f"({answer['prompt_tokens']} prompt tokens, {answer['new_tokens']} new, {answer['seconds']:.1f} s)", flush=True)
+    return answer['text'] or None  # an empty answer cannot be part of the history
+
 def cmd_chat(args):
     "A conversation in the terminal with a run's model (or its base model), answers streamed as they are generated."
-    from ftbook.system import System, load_system
+    from ftbook.system import base_system, load_system
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()
-    system = load_system(args.adapter, name='fine-tuned')
-    if args.base:
-        from ftbook.quant import load_model
-        base, tok = load_model(json.loads((Path(args.adapter)/'adapter_config.json').read_text())['base_model_name_or_path'])
-        system = System('base model', base.eval(), tok, system.template)
-    sys_prompt, history = args.system or system.template.system, []
+    system = base_system(args.adapter) if args.base else load_system(args.adapter, name='fine-tuned')
+    default = args.system or system.template.system
+    sys_prompt, history = default, []
     print(f"Chatting with {system.name} (system prompt: {sys_prompt!r}). /reset starts over, /system TEXT sets the system prompt, /exit ends.", flush=True)
     while True:
         try: line = input('you> ')
-        except EOFError: break
+        except (EOFError, KeyboardInterrupt): print(); break
         command, arg = _chat_command(line)
         if command == 'exit': break
         if command == 'reset': history = []; print('(a new conversation)'); continue
-        if command == 'system': sys_prompt, history = arg, []; print(f'(system prompt: {arg!r}; a new conversation)'); continue
+        if command == 'system': sys_prompt, history = arg or default, []; print(f'(system prompt: {sys_prompt!r}; a new conversation)'); continue
         if command == 'help': print(f'(unknown command {arg}: use /reset, /system TEXT or /exit)'); continue
         if not arg: continue
-        history.append(system.user_turn(arg))
-        print('model> ', end='', flush=True)
-        answer = system.reply(([{'role': 'system', 'content': sys_prompt}] if sys_prompt else []) + history, stream=True,
-                              max_new_tokens=args.max_new_tokens, temperature=args.temperature)
-        history.append({'role': 'assistant', 'content': answer['text']})
-        print(f"({answer['prompt_tokens']} prompt tokens, {answer['new_tokens']} new, {answer['seconds']:.1f} s)", flush=True)
+        turn = system.user_turn(arg)
+        answer = _chat_turn(system, ([{'role': 'system', 'content': sys_prompt}] if sys_prompt else []) + history + [turn], args)
+        if answer is not None: history += [turn, {'role': 'assistant', 'content': answer}]
 
 def cmd_demo(args):
     "The worked example end to end; print the model, the table and where the report is."

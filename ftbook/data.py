@@ -115,6 +115,10 @@ class PromptTemplate:
         "The record fields the template uses."
         return sorted({f for s in (self.prompt, self.completion) for _,f,_,_ in string.Formatter().parse(s) if f})
 
+    def prompt_fields(self)->list:
+        "The record fields the prompt uses: what a record needs at inference, when there is no answer yet."
+        return sorted({f for _,f,_,_ in string.Formatter().parse(self.prompt) if f})
+
     def to_dict(self)->dict: return {**asdict(self), 'examples': [list(e) for e in self.examples]}  # equal to what JSON reads back
     @classmethod
     def from_dict(cls, d:dict): return cls(**d)
@@ -156,13 +160,18 @@ def _message_problem(m, j:int)->str|None:
     if 'tool_calls' in m or 'function_call' in m or role in ('tool', 'function'):
         return f"message {j} is a tool call or a tool's result: ftbook trains on text turns only. Drop the tool messages, or the conversation"
     if role not in ('system', 'user', 'assistant'): return f"message {j} has role {role!r}: use 'system', 'user' or 'assistant'"
-    if isinstance(content, list) and any(not isinstance(p, dict) or p.get('type') != 'text' for p in content):
-        return f"message {j} holds an image or another part that is not text: ftbook trains text models. Keep only text parts"
-    if not (isinstance(content, list) or isinstance(content, str) and content.strip()):
-        return f"message {j} ({role}) has no content: write its text, or drop the message"
+    if isinstance(content, list):
+        if any(not isinstance(p, dict) or p.get('type') != 'text' for p in content):
+            return f"message {j} holds an image or another part that is not text: ftbook trains text models. Keep only text parts"
+        if any(not isinstance(p.get('text'), str) for p in content): return f"message {j} has a text part without text: give each part a \"text\" string"
+        content = _message_text(content)
+    if content is not None and not isinstance(content, str): return f"message {j} has content {content!r:.40}: content is text"
+    if not (content or '').strip(): return f"message {j} ({role}) has no content: write its text, or drop the message"
     if extra := sorted(set(m) - set(_MESSAGE_KEYS)): return f"message {j} has keys {extra} that ftbook does not read: keep {list(_MESSAGE_KEYS)}"
     if 'weight' in m and (role != 'assistant' or m['weight'] not in (0, 1)):
         return f"message {j} has weight {m['weight']!r}: a weight is 0 or 1, on assistant messages only"
+
+def _message_text(content)->str: return content if isinstance(content, str) else ''.join(p['text'] for p in content)  # OpenAI's text parts, joined
 
 def conversation_pair(msgs:list,           # the record's `messages`
                    where:str,           # where the record came from, for errors
@@ -173,9 +182,9 @@ def conversation_pair(msgs:list,           # the record's `messages`
     if not isinstance(msgs, list) or not msgs: raise fix("'messages' must be a non-empty list of {\"role\": ..., \"content\": \"text\"} objects")
     if problem := next((p for j, m in enumerate(msgs) if (p := _message_problem(m, j))), None): raise fix(problem)
     if any(m['role'] == 'system' for m in msgs[1:]): raise fix("a system message after the first: put the one system message first")
-    text = lambda c: c if isinstance(c, str) else ''.join(p['text'] for p in c)  # OpenAI's text parts, joined
-    turns = [{**m, 'content': text(m['content'])} for m in msgs if m['role'] != 'system']
+    turns = [{**m, 'content': _message_text(m['content'])} for m in msgs if m['role'] != 'system']
     if not turns: raise fix("only a system message: add the user's turn and the answer")
+    if turns[0]['role'] == 'assistant': raise fix("the assistant speaks first, answering nothing: start with the user's turn, or drop that message")
     if answered:  # to learn from, or to compare with
         if not any(m['role'] == 'assistant' for m in turns): raise fix("no assistant message: a conversation teaches the assistant's turns, so it needs one")
         if turns[-1]['role'] != 'assistant': raise fix("it ends with a user message that no answer follows: add the answer, or drop that message")
@@ -184,14 +193,14 @@ def conversation_pair(msgs:list,           # the record's `messages`
     answer = turns[-1]['content'] if turns[-1]['role'] == 'assistant' else ''  # the reference an evaluation compares with
     history = turns[:-1] if answer else turns
     return dict(prompt='\n\n'.join(m['content'] for m in history), completion=answer,
-                system=text(msgs[0]['content']) if msgs[0]['role'] == 'system' else None, messages=turns, where=where)
+                system=_message_text(msgs[0]['content']) if msgs[0]['role'] == 'system' else None, messages=turns, where=where)
 
-
-# %% ../nbs/02_data.ipynb #make-pairs
-def _reads_messages(template:PromptTemplate)->bool:
+def reads_messages(template:PromptTemplate)->bool:
     "Whether `template` takes `messages` records as they are: the plain prompt, no examples (the answer may be left out, at inference)."
     return template.prompt == '{prompt}' and template.completion in ('{completion}', '') and not template.examples
 
+
+# %% ../nbs/02_data.ipynb #make-pairs
 def make_pairs(source,                             # anything `read_records` reads
                template:PromptTemplate|None=None,  # default: use 'prompt'/'completion' or 'messages' fields
                encoding:str='utf-8',
@@ -200,7 +209,10 @@ def make_pairs(source,                             # anything `read_records` rea
     records = read_records(source, encoding)
     template = template or PromptTemplate()
     def one(i, r):
-        if 'messages' in r and _reads_messages(template): return conversation_pair(r['messages'], records.where(i), answered=bool(template.completion))
+        if 'messages' in r and reads_messages(template): return conversation_pair(r['messages'], records.where(i), answered=bool(template.completion))
+        if 'messages' in r and any(f not in r for f in template.fields()):
+            raise ValueError(f"{records.where(i)}: a conversation ('messages'), but the template fills {template.fields()} and has "
+                             f"{len(template.examples)} examples. Conversations take the plain template: PromptTemplate(system=...), without examples.")
         return fill(template, r, records.where(i))
     return [one(i, r) for i,r in enumerate(records)]
 
@@ -273,7 +285,9 @@ def _example_tokens(pairs:list, tok, template:PromptTemplate)->list:
         c_ids = tok([pairs[i]['completion'] for i in plain], add_special_tokens=False)['input_ids']
         for i, p, c in zip(plain, p_ids, c_ids): out[i] = dict(input_ids=p + c + [eos], labels=[-100]*len(p) + c + [eos], turns=1)
     for i, p in enumerate(pairs):
-        if 'messages' in p: out[i] = conversation_tokens(tok, chat_messages(template, p, answered=True), p.get('where', f'pair {i}'))
+        if 'messages' in p:
+            msgs = chat_messages(template, p, answered=True)
+            out[i] = conversation_tokens(tok, msgs, p.get('where', f'pair {i}'), shift=len(msgs) - len(p['messages']) - bool(p['system']))
     return out
 
 def tokenize_pairs(pairs:list,                # from `make_pairs`
@@ -308,31 +322,34 @@ def _not_prefix_stable(where:str, turn:int)->ValueError:
 def conversation_tokens(tok,                   # the prepared tokenizer
                         messages:list,         # the whole conversation, system message first if any (`chat_messages(..., answered=True)`)
                         where:str='conversation', # where it came from, for errors
+                        shift:int=0,           # messages rendered before the record's own (a template's system prompt): not counted in errors
                        )->dict:                # {'input_ids', 'labels', 'turns'}: labels on the answers of weight 1 and their EOS
     "Token ids of a conversation with labels on every assistant turn (content and EOS) and nothing else, for any chat template."
     full, ids, labels, turns, done = _render(tok, messages, answer_next=False, where=where), [], [], 0, 0  # done: characters of `full` tokenized
-    for i, m in enumerate(messages):
-        if m['role'] != 'assistant': continue
+    learned = [i for i, m in enumerate(messages) if m['role'] == 'assistant' and m.get('weight', 1) == 1]
+    for i in learned:  # an answer of weight 0 is context: its text goes into the next answer's prompt
+        m = messages[i]
         before, upto = _render(tok, messages[:i], where=where), _render(tok, messages[:i+1], answer_next=False, where=where)
-        if not (upto.startswith(before) and full.startswith(upto)): raise _not_prefix_stable(where, i)
+        if not (upto.startswith(before) and full.startswith(upto)):
+            if i != learned[-1] or not before.startswith(full[:done]): raise _not_prefix_stable(where, i - shift)
+            upto = before + m['content'] + tok.eos_token  # the last answer after its prompt, as generated and as a prompt/completion pair
         rest, k = upto[len(before):], upto[len(before):].find(m['content'])
         if k < 0 or rest[:k].strip():
-            raise ValueError(f"{where}: the chat template changes assistant message {i}: it writes {rest[:40]!r} for {m['content'][:40]!r}. "
+            raise ValueError(f"{where}: the chat template changes assistant message {i - shift}: it writes {rest[:40]!r} for {m['content'][:40]!r}. "
                              f"Templates often strip spaces and line breaks around a message: remove them from the data.")
         text = rest[:k + len(m['content'])]  # the answer, with any space the template puts before it (Mistral's) to be generated too
         if not rest[len(text):].startswith(tok.eos_token):
             raise ValueError(f"{where}: the chat template closes an assistant turn with {rest[len(text):][:20]!r}, not with the EOS token "
                              f"{tok.eos_token!r} where generation stops. Set `tok.eos_token` to the template's end-of-turn token, so the model "
                              f"learns to stop where generation stops.")
-        prompt = tok(before[done:], add_special_tokens=False)['input_ids']  # the template's text since the last answer
+        prompt = tok(before[done:], add_special_tokens=False)['input_ids']  # the template's text since the last answer learned
         answer = tok(text, add_special_tokens=False)['input_ids'] + [tok.eos_token_id]  # as generated after the prompt's tokens
         if tok.decode(answer) != text + tok.eos_token:
-            raise ValueError(f"{where}: message {i} does not come back from its tokens ({tok.decode(answer)[:40]!r}): the tokenizer changes the "
+            raise ValueError(f"{where}: message {i - shift} does not come back from its tokens ({tok.decode(answer)[:40]!r}): the tokenizer changes the "
                              f"text, so its loss would not be on what was written. Normalize the text (e.g. Unicode NFC) first.")
-        learn = m.get('weight', 1) == 1
         ids += prompt + answer
-        labels += [-100]*len(prompt) + (answer if learn else [-100]*len(answer))
-        turns, done = turns + learn, len(before) + len(text) + len(tok.eos_token)
+        labels += [-100]*len(prompt) + answer
+        turns, done = turns + 1, len(before) + len(text) + len(tok.eos_token)
     return dict(input_ids=ids, labels=labels, turns=turns)
 
 
@@ -352,14 +369,17 @@ def loss_spans(example:dict, # from `tokenize_pairs(...)['examples']`
 # %% ../nbs/02_data.ipynb #conv-turns
 def conversation_turns(records, # anything `read_records` reads, with `messages`
                       )->list:  # one record per assistant turn
-    "One record per assistant turn of each conversation: the messages up to and including that turn, which is its answer."
+    "One record per learned assistant turn: the messages up to it, it the only answer with weight (the earlier ones are context)."
     records = read_records(records)
-    out = []
+    out, where = [], []
     for i, r in enumerate(records):
-        msgs = conversation_pair(r.get('messages'), records.where(i))['messages']
-        system = [m for m in r['messages'][:1] if m['role'] == 'system']
-        out += [{**r, 'messages': system + msgs[:j+1]} for j, m in enumerate(msgs) if m['role'] == 'assistant']
-    return out
+        pair = conversation_pair(r.get('messages'), records.where(i))
+        system = [{'role': 'system', 'content': pair['system']}] if pair['system'] else []
+        context = lambda ms: [{**m, 'weight': 0} if m['role'] == 'assistant' else m for m in ms]
+        for j, m in enumerate(pair['messages']):
+            if m['role'] == 'assistant' and m.get('weight', 1):
+                out.append({**r, 'messages': system + context(pair['messages'][:j]) + [m]}); where.append(f'{records.locations[i]} (turn {j})')
+    return Records(out, records.source, where)
 
 
 # %% ../nbs/02_data.ipynb #9ad36224

@@ -10,10 +10,10 @@ from pathlib import Path
 import datasets, evaluate, pandas as pd, torch
 from fastcore.meta import delegates
 from .core import atomic_dir, cache_dir, machine_info
-from .data import PromptTemplate, Records, collate, make_pairs, normalize, read_records, tokenize_pairs
+from .data import PromptTemplate, Records, reads_messages, collate, make_pairs, normalize, read_records, tokenize_pairs
 from .quant import load_model
 from .loss import loss_for
-from .system import System, check_generation, load_system
+from .system import System, base_system, check_generation, load_system, read_template
 
 _all_ = ['compare', 'plot_comparison', 'save_results', 'load_results', 'explore', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'fact_extractor', 'metric_menu', 'evaluate_run', 'side_by_side']  # what a user calls; the rest is exported for the package's own use
 
@@ -165,10 +165,10 @@ def default_metrics(sections:list|None=None,    # required section headers, for 
 
 # %% ../nbs/04_eval.ipynb #menu-metrics
 class RegexMatch(TextMetric):
-    "1 if the output contains a match of `pattern` (`re.search`; anchor it with ^ and $ for the whole output), else 0."
+    "1 if the output contains a match of `pattern` (`re.search`: anchor it with \\A and \\Z for the whole output, write (?m)^ for a line), else 0."
     inputs = ('predictions',)
     def __init__(self, pattern:str, **kwargs):
-        try: self.pattern = re.compile(pattern, re.M)
+        try: self.pattern = re.compile(pattern)
         except re.error as e: raise ValueError(f"regex {pattern!r} is not a valid regular expression ({e}). Check its brackets and escapes.") from None
         super().__init__(**kwargs)
     def score(self, prediction:str)->dict: return dict(regex_match=float(self.pattern.search(prediction) is not None))
@@ -199,7 +199,9 @@ def unsupported_content(output:str, # the model's answer
                        )->list:     # numbers and names in `output` found nowhere in `source`
     "The numbers and capitalized names (words after the first of a sentence or line) of `output` that `source` does not contain."
     source_words, source_numbers = set(re.findall(r"[\w'-]+", source.casefold())), set(re.findall(_NUMBER, source))
-    names = {w for part in re.split(r'(?<=[.!?:;])\s+|\n', output) for w in re.findall(r"[^\W\d][\w'-]*", part)[1:] if w[0].isupper()}
+    output = re.sub(r'(?m)^\s*(?:\d+[.)]|[-*•])\s+', '', output)  # list markers are not facts
+    names = {w for part in re.split(r'(?<=[.!?:;])\s+|\n', output) for w in re.findall(r"[^\W\d][\w'-]*", part)[1:]
+             if w[0].isupper() and w.split("'")[0] != 'I'}  # 'I', "I'm": not names
     return sorted({n for n in re.findall(_NUMBER, output) if n not in source_numbers} | {n for n in names if n.casefold() not in source_words})
 
 class UnsupportedContent(TextMetric):
@@ -407,23 +409,32 @@ def load_results(path:str|Path, # a folder written by `save_results`
     return EvalResult(pd.DataFrame(d['summary']).set_index('system'), pd.DataFrame(d['examples']), d['settings'])
 
 # %% ../nbs/04_eval.ipynb #run-baseline
-def baseline_template(prompt,                  # a PromptTemplate, a .json file of one, or a text (or a .txt/.md file of one)
+def baseline_template(prompt,                  # a PromptTemplate, a .json file of one, a text file, or a text
                       run:PromptTemplate,      # the run's template: the answers compared are its completions
                      )->PromptTemplate:
     "The base model's prompt: a saved template, a text with the record's fields in braces, or instructions that become the system prompt."
     if isinstance(prompt, PromptTemplate): return prompt
-    path = Path(prompt) if isinstance(prompt, Path) or (isinstance(prompt, str) and '\n' not in prompt and Path(prompt).suffix.lower() in ('.json', '.txt', '.md')) else None
+    path = Path(prompt) if isinstance(prompt, Path) or (isinstance(prompt, str) and '\n' not in prompt and Path(prompt).is_file()) else None
     if path is not None and not path.is_file(): raise FileNotFoundError(f"{path} does not exist: pass the file that holds the baseline prompt.")
     if path is not None and path.suffix.lower() == '.json':
-        return PromptTemplate.from_dict({**json.loads(path.read_text()), 'completion': run.completion})
+        try: return PromptTemplate.from_dict({**json.loads(path.read_text()), 'completion': run.completion})
+        except (json.JSONDecodeError, TypeError) as e:
+            raise ValueError(f"{path} is not a saved PromptTemplate ({type(e).__name__}: {e}): write {{\"prompt\": ..., \"system\": ...}}, "
+                             f"or save the prompt as a .txt file.") from None
     text = path.read_text() if path is not None else prompt
     if not isinstance(text, str) or not text.strip(): raise ValueError("The baseline prompt is empty: write the instructions you would give the base model.")
-    if any(f for _,f,_,_ in string.Formatter().parse(text)): return PromptTemplate(text, run.completion)
-    return dataclasses.replace(run, system=text.strip())  # instructions only: the run's own prompt, with them as the system prompt
+    try: fields = {f for _,f,_,_ in string.Formatter().parse(text) if f}
+    except ValueError: fields = {None}
+    if not fields: return dataclasses.replace(run, system=text.strip())  # instructions only: the run's own prompt, with them as the system prompt
+    if fields - set(run.prompt_fields()) or reads_messages(run):
+        raise ValueError(f"The baseline prompt has braces {sorted(map(str, fields))} that are not fields the run's prompt fills ({run.prompt_fields()}). "
+                         f"Name those fields in braces to place the input, double braces that are text ({{{{ and }}}}), or write "
+                         f"instructions only, which become the system prompt in front of the run's own prompt.")
+    return PromptTemplate(text, run.completion)
 
 
 # %% ../nbs/04_eval.ipynb #run-eval
-def evaluate_run(adapter:str|Path,            # a training run's adapter/ (or merged/) folder
+def evaluate_run(adapter:str|Path,            # a training run's adapter/ folder
                  data,                        # records its template renders: a .jsonl/.csv file, a list of dicts, a DataFrame
                  metrics:list=('rouge', 'normalized', 'unsupported'), # `metric_menu` names, or `evaluate` metrics
                  baseline=None,               # the base model's prompt, for `baseline_template`; None: the fine-tuned model alone
@@ -434,21 +445,20 @@ def evaluate_run(adapter:str|Path,            # a training run's adapter/ (or me
                  **settings,                  # generation settings, as for `ftbook.system.check_generation`
                 )->EvalResult:                # also written to `out`: summary.csv, examples.csv, examples.jsonl, results.json
     "The fine-tuned run, and the base model with the user's own prompt, on a file of records, scored with metrics from the menu."
+    if isinstance(metrics, str): metric_menu(metrics)  # a name, not a list: the menu says so
     metrics = [metric_menu([m])[0] if isinstance(m, str) else m for m in metrics]
-    check_generation(**settings)  # bad settings and data fail before a model loads
+    check_generation(**settings)  # bad settings, data and prompts fail before a model loads
+    if limit is not None and (not isinstance(limit, int) or limit < 1): raise ValueError(f"limit={limit!r}: use a whole number of at least 1.")
     records = read_records(data)
-    if limit: records = Records(records[:limit], records.source, records.locations[:limit])
-    tuned = load_system(adapter, name='fine-tuned')
-    fields = sorted({f for _,f,_,_ in string.Formatter().parse(tuned.template.prompt) if f})
+    records = Records(records[:limit], records.source, records.locations[:limit])
+    template = read_template(adapter) or PromptTemplate()
+    base_template = None if baseline is None else baseline_template(baseline, template)
+    fields = template.prompt_fields()
     source_field = source_field or (fields[0] if len(fields) == 1 and fields[0] in records[0] else None)  # else: each prompt
-    systems = [tuned]
-    if baseline is not None:
-        if not (config := Path(adapter)/'adapter_config.json').exists():
-            raise FileNotFoundError(f"{adapter} is not an adapter folder: a baseline needs the run's adapter/, which names the base model.")
-        base, tok = load_model(json.loads(config.read_text())['base_model_name_or_path'])
-        systems.insert(0, System('base model + your prompt', base.eval(), tok, baseline_template(baseline, tuned.template)))
+    systems = [load_system(adapter, name='fine-tuned')]
+    if base_template is not None: systems.insert(0, base_system(adapter, 'base model + your prompt', base_template))
     result = compare(systems, records, metrics, source_field=source_field, with_perplexity=with_perplexity, **settings)
-    dest = Path(out) if out else Path(adapter).parent/f"eval-{Path(records.source).stem}"
+    dest = Path(out) if out else Path(adapter).parent/f"eval-{Path(data).stem if isinstance(data, (str, Path)) else 'records'}"
     result.settings['saved_to'] = str(dest)
     save_results(result, dest.parent, dest.name)
     return result
@@ -566,6 +576,7 @@ def side_by_side(systems:list,        # the `System`s to ask, e.g. the base mode
         if not box.value.strip(): view.value = '<p>Type an input first.</p>'; return
         ask.disabled, view.value = True, '<p>generating...</p>'
         try: view.value = side_by_side_html(box.value, {s.name: s.reply([s.user_turn(box.value)], **settings) for s in systems})
+        except Exception as e: view.value = f'<p style="color:#b00">{html.escape(f"{type(e).__name__}: {e}")}</p>'  # a button swallows errors
         finally: ask.disabled = False
     ask.on_click(answer)
     if text: answer()

@@ -42,12 +42,19 @@ def read_template(path:str|Path, # a folder that may hold `template.json`
                          f"`PromptTemplate.to_dict()`: {{\"prompt\": ..., \"completion\": ..., \"system\": ...}}.") from None
 
 # %% ../nbs/02b_system.ipynb #3d10ed98
+def adapter_base(path:str|Path, # an adapter folder
+                )->str:          # the base model's folder or hub id
+    "The base model an adapter folder's adapter_config.json names."
+    config = Path(path)/'adapter_config.json'
+    if not config.exists(): raise FileNotFoundError(f"{path} is not an adapter folder (no adapter_config.json): pass a training run's adapter/ folder.")
+    base = json.loads(config.read_text()).get('base_model_name_or_path')
+    if not base: raise ValueError(f"{config} names no base model: set 'base_model_name_or_path' to the folder or hub id the adapter was trained on.")
+    return base
+
 def _load_adapter(path:Path, **kwargs)->tuple:
     "The base model named in `path/adapter_config.json`, loaded by `load_model(**kwargs)`, with the adapter on top."
     from peft import PeftModel
-    base = json.loads((path/'adapter_config.json').read_text()).get('base_model_name_or_path')
-    if not base: raise ValueError(f"{path/'adapter_config.json'} names no base model: set 'base_model_name_or_path' to the "
-                                  f"folder or hub id the adapter was trained on.")
+    base = adapter_base(path)
     if not (path/'adapter_model.safetensors').exists():
         raise FileNotFoundError(f"{path} has adapter_config.json but no adapter_model.safetensors: the save was interrupted "
                                 f"or the weights were moved. Save the adapter again (`model.save_pretrained('{path}')`).")
@@ -85,6 +92,18 @@ def load_system(path:str|Path,                     # an adapter folder, a merged
     model, tok = load(path, quant=quant, device=device, dtype=dtype)
     name = name or (f'{path.parent.name}/{path.name}' if path.name in ('adapter', 'merged') else path.name)
     return System(name, model.eval(), tok, template)
+
+# %% ../nbs/02b_system.ipynb #base-system
+def base_system(adapter:str|Path,               # a training run's adapter/ folder
+                name:str='base model',          # the name in tables
+                template:PromptTemplate|None=None, # how the base model is asked (default: the run's template)
+                **kwargs,                       # for `load_model` (quant, device, dtype)
+               )->System:
+    "The model an adapter was trained on, without the adapter: the baseline a fine-tuned model has to beat."
+    template = template or read_template(adapter) or PromptTemplate()
+    model, tok = load_model(adapter_base(adapter), **kwargs)
+    return System(name, model.eval(), tok, template)
+
 
 # %% ../nbs/02b_system.ipynb #966f3c26
 def check_generation(max_new_tokens:int=128, # upper bound on the answer length, in tokens
@@ -125,11 +144,11 @@ def _answer(tok, new:list, n_prompt:int)->dict:
     n = new.index(tok.eos_token_id) + 1 if stopped else len(new)
     return dict(text=tok.decode(new[:n], skip_special_tokens=True).strip(), prompt_tokens=n_prompt, new_tokens=n, stopped=stopped)
 
-def _generate_batch(model, tok, prompts:list, config)->list:
-    "Answers to one batch of prompts, left-padded."
+def _generate_batch(model, tok, prompts:list, config, streamer=None)->list:
+    "Answers to one batch of prompts, left-padded; a `streamer` (one prompt) prints the answer as it is generated."
     with padding_side(tok, 'left'):
         enc = tok(prompts, return_tensors='pt', padding=True, add_special_tokens=False).to(model.device)
-    with torch.inference_mode(): out = model.generate(**enc, generation_config=config)
+    with torch.inference_mode(): out = model.generate(**enc, generation_config=config, streamer=streamer)
     width = enc['input_ids'].shape[1]
     return [_answer(tok, row[width:].tolist(), int(m.sum())) for row, m in zip(out, enc['attention_mask'])]
 
@@ -137,6 +156,7 @@ def _generate_batch(model, tok, prompts:list, config)->list:
 def _generate_texts(model, tok,    # a model and its prepared tokenizer
                     prompts:list,  # prompt texts, chat template included
                     s:dict,        # generation settings, from `check_generation`
+                    desc:str='generating', # the progress bar's label
                    )->list:        # per prompt: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
     "Answers to `prompts`, in batches of similar length, left-padded, with a KV cache, each stopping at EOS."
     n_tokens = [len(ids) for ids in tok(list(prompts), add_special_tokens=False)['input_ids']]
@@ -146,7 +166,7 @@ def _generate_texts(model, tok,    # a model and its prepared tokenizer
     model.eval()  # LoRA dropout off, even for a model straight out of training
     torch.manual_seed(s['seed'])
     try:
-        for b in tqdm(range(0, len(order), s['batch_size']), desc='generating', unit='batch', disable=None, leave=False):  # a bar in a terminal only
+        for b in tqdm(range(0, len(order), s['batch_size']), desc=desc, unit='batch', disable=None, leave=False):  # a bar in a terminal only
             idx = order[b:b+s['batch_size']]
             for i, a in zip(idx, _generate_batch(model, tok, [prompts[i] for i in idx], config)): out[i] = a
     finally: model.train(training)
@@ -175,7 +195,7 @@ def generate(self, records, # anything `ftbook.data.read_records` reads: a list 
             )->list:        # per record: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
     "Answers to `records`, each prompt rendered exactly as in training."
     checked = check_generation(**settings)  # bad settings fail before the records are read
-    return _generate_texts(self.model, self.tok, self.prompts(records), checked)
+    return _generate_texts(self.model, self.tok, self.prompts(records), checked, desc=f'generating: {self.name}')
 
 @patch_to(System)
 def ask(self, input:str|dict, # a record, or the text of the template's one prompt field
@@ -187,7 +207,7 @@ def ask(self, input:str|dict, # a record, or the text of the template's one prom
 @patch_to(System)
 def _prompt_field(self)->str:
     "The one field the template's prompt fills, where a text is given instead of a record."
-    fields = sorted({f for _,f,_,_ in string.Formatter().parse(self.template.prompt) if f})
+    fields = self.template.prompt_fields()
     if len(fields) != 1: raise ValueError(f"System '{self.name}' fills {fields} into its prompt: pass a record with those fields, "
                                           f"not a text (e.g. ask({{{', '.join(repr(f) + ': ...' for f in fields)}}})).")
     return fields[0]
@@ -209,12 +229,12 @@ def reply(self, messages:list,  # the conversation so far, ending with the user'
     s = check_generation(**settings)
     pair = conversation_pair(messages, 'the conversation', answered=False)
     if pair['completion']: raise ValueError("The conversation must end with the user's turn, which the model answers next: add it.")
-    prompt = prompt_text(self.template, self.tok, pair)
-    enc = self.tok(prompt, return_tensors='pt', add_special_tokens=False).to(self.model.device)
+    config = _generation_config(self.tok, s['max_new_tokens'], s['temperature'], s['top_p'], s['top_k'], s['min_new_tokens'])
     streamer = TextStreamer(self.tok, skip_prompt=True, skip_special_tokens=True) if stream else None
-    torch.manual_seed(s['seed']); t0 = time.perf_counter()
-    with torch.inference_mode():
-        out = self.model.generate(**enc, generation_config=_generation_config(self.tok, s['max_new_tokens'], s['temperature'], s['top_p'],
-                                                                              s['top_k'], s['min_new_tokens']), streamer=streamer)
-    return dict(_answer(self.tok, out[0, enc['input_ids'].shape[1]:].tolist(), enc['input_ids'].shape[1]), seconds=time.perf_counter() - t0)
+    training, t0 = self.model.training, time.perf_counter()
+    self.model.eval()  # LoRA dropout off, as in `generate`
+    torch.manual_seed(s['seed'])
+    try: answer = _generate_batch(self.model, self.tok, [prompt_text(self.template, self.tok, pair)], config, streamer)[0]
+    finally: self.model.train(training)
+    return dict(answer, seconds=time.perf_counter() - t0)
 

@@ -12,7 +12,7 @@ from .quant import default_model, load_model, pretrained_model
 from .data import PromptTemplate
 from .train import train
 from .config import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings
-from .system import System, load_system
+from .system import System, base_system, load_system
 from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, compare, evaluate_run, plot_comparison, save_results
 from .clinic import SHORT_TEMPLATE, SUMMARY_SECTIONS, clinic_facts, detailed_template, medication_facts
 from .examples import STYLES, clinic_notes, clinic_split, held_out_notes
@@ -68,9 +68,10 @@ def clinic_systems(adapter_dir:str|Path,    # a training run's adapter/ folder
                    model:str|None=None,     # the base model (default: the one the adapter names)
                   )->list:                  # [base System, fine-tuned System]
     "The base model with the detailed prompt, and the fine-tuned adapter with its own short prompt."
-    tuned = load_system(adapter_dir, name=TUNED_NAME)
-    base_model, tok = load_model(model or json.loads((Path(adapter_dir)/'adapter_config.json').read_text())['base_model_name_or_path'])
-    return [System(BASE_NAME, base_model.eval(), tok, detailed_template(example or clinic_notes(1)[0])), tuned]
+    template = detailed_template(example or clinic_notes(1)[0])
+    if model is None: base = base_system(adapter_dir, BASE_NAME, template)
+    else: base = System(BASE_NAME, (loaded := load_model(model))[0].eval(), loaded[1], template)
+    return [base, load_system(adapter_dir, name=TUNED_NAME)]
 
 def evaluate_clinic(systems:list,             # from `clinic_systems`
                     data:dict,                # from `worked_example_data`

@@ -57,6 +57,13 @@ def test_a_space_the_template_writes_before_an_answer_is_learned_with_it():
     ex = tokenize_pairs(make_pairs([conv]), tok, PromptTemplate())['examples'][0]
     assert loss_spans(ex, tok) == [' ' + a + '</s>' for a in learned(conv)]
 
+def test_one_answer_after_a_system_prompt_trains_on_any_template():
+    "Mistral's template moves the system prompt into the last user turn: with one answer that is the prompt at inference, so it trains."
+    tok = chat_tokenizer('mistral')
+    conv = {'messages': [say('system', 'Be brief.'), say('user', 'Hi'), say('assistant', 'Hello.')]}
+    ex = tokenize_pairs(make_pairs([conv]), tok, PromptTemplate())['examples'][0]
+    assert loss_spans(ex, tok) == ['Hello.</s>'] and 'Be brief.' in tok.decode(ex['input_ids'])
+
 def test_eos_must_close_a_turn():
     "A template whose end of turn is not the tokenizer's EOS would teach the model to stop where generation does not."
     tok = chat_tokenizer('gemma')
