@@ -208,13 +208,22 @@ def make_pairs(source,                             # anything `read_records` rea
     "Prompt/completion pairs from records, through `template`; `messages` records become conversations."
     records = read_records(source, encoding)
     template = template or PromptTemplate()
+    chat = lambda r: 'messages' in r and reads_messages(template)
     def one(i, r):
-        if 'messages' in r and reads_messages(template): return conversation_pair(r['messages'], records.where(i), answered=bool(template.completion))
+        if chat(r): return conversation_pair(r['messages'], records.where(i), answered=bool(template.completion))
         if 'messages' in r and any(f not in r for f in template.fields()):
             raise ValueError(f"{records.where(i)}: a conversation ('messages'), but the template fills {template.fields()} and has "
                              f"{len(template.examples)} examples. Conversations take the plain template: PromptTemplate(system=...), without examples.")
         return fill(template, r, records.where(i))
-    return [one(i, r) for i,r in enumerate(records)]
+    pairs, problems = [], []
+    for i, r in enumerate(records):
+        try: pairs.append(one(i, r))
+        except ValueError as e:
+            if not chat(r): raise
+            problems.append(str(e))  # every conversation is checked: all that is wrong, in one message
+    if problems: raise ValueError(f"{len(problems)} of {len(records)} conversations cannot be used; fix or drop them:\n" + '\n'.join(problems[:10])
+                                  + (f'\n... and {len(problems) - 10} more.' if len(problems) > 10 else ''))
+    return pairs
 
 
 # %% ../nbs/02_data.ipynb #0fd60625

@@ -374,7 +374,8 @@ def plot_comparison(result:EvalResult,        # from `compare`
         q.barh(y, row[cols].astype(float).fillna(0), height=h, color=f'C{j}', label=name)
         for yi, v in zip(y, row[cols]): q.text(0 if pd.isna(v) else v, yi, ' n/a' if pd.isna(v) else f' {v:.2f}', va='center', fontsize=8)
     q.set_yticks([i + h*(n-1)/2 for i in range(len(cols))], cols); q.invert_yaxis(); q.set_xlim(0, 1.3)
-    q.legend(fontsize=8, loc='lower right'); q.set_title('quality (higher is better)', fontsize=10)
+    q.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.1), ncol=min(n, 3), frameon=False)  # below the bars: never over a value
+    q.set_title('quality (higher is better)', fontsize=10)
     c.barh(range(n), s.prompt_tokens, color=[f'C{j}' for j in range(n)])
     for j, v in enumerate(s.prompt_tokens): c.text(v, j, f' {v:.0f}', va='center', fontsize=9)
     c.set_yticks(range(n), s.index); c.invert_yaxis(); c.set_xlim(0, 1.35*s.prompt_tokens.max())
