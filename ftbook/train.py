@@ -86,6 +86,10 @@ def training_rows(pairs:list,               # prompt/completion pairs
     "Tokenized (and packed) rows for the Trainer, with the counts a run reports."
     tk = tokenize_pairs(pairs, tok, template, max_len=max_len, overlong='drop')
     if not tk['examples']: raise ValueError(f"All {len(pairs)} pairs are longer than max_len={max_len} tokens: raise data.max_len.")
+    if tk['dropped']:  # counted and named, never cut
+        where = [pairs[i].get('where', f'pair {i}') for i in tk['dropped']]
+        warnings.warn(f"{len(where)} of {len(pairs)} examples are longer than max_len={max_len} tokens and are left out (never cut): "
+                      f"{'; '.join(where[:5])}{' ...' if len(where) > 5 else ''}. Raise data.max_len to keep them, or shorten them.")
     rows = pack_examples(tk['examples'], max_len) if packing else [dict(input_ids=e['input_ids'], labels=e['labels']) for e in tk['examples']]
     return dict(rows=rows, dropped=tk['dropped'], tokens=sum(len(e['input_ids']) for e in tk['examples']),
                 loss_tokens=sum(sum(l != -100 for l in e['labels']) for e in tk['examples']))

@@ -89,6 +89,13 @@ def test_overlong_conversations_are_dropped_and_counted():
     with pytest.raises(ValueError, match='record 1 of records has .* tokens, more than max_len=150'):
         tokenize_pairs(make_pairs(convs), tok, PromptTemplate(), max_len=150, overlong='raise')
 
+def test_a_run_names_the_conversations_it_leaves_out(tmp_path):
+    "Training rows leave out a conversation over max_len, and say which record it was."
+    (tmp_path/'c.jsonl').write_text(json.dumps(conversation(1)) + '\n' + json.dumps({'messages': [say('user', 'Hi'), say('assistant', 'long ' * 200)]}) + '\n')
+    with pytest.warns(UserWarning, match=r'1 of 2 examples are longer than max_len=150 .*line 2 of .*c.jsonl'):
+        rows = training_rows(make_pairs(tmp_path/'c.jsonl'), chat_tokenizer('chatml'), PromptTemplate(), 150, packing=False)
+    assert rows['dropped'] == [1] and len(rows['rows']) == 1
+
 def test_report_and_split_read_whole_conversations():
     convs = [conversation(i) for i in range(10)] + [conversation(0)]
     pairs = make_pairs(convs)
