@@ -106,9 +106,9 @@ def loss_history(log_history:list, # `trainer.state.log_history`
 
 # %% ../nbs/03_train.ipynb #e27076ef
 def overfitting_step(history:pd.DataFrame, # from `loss_history`
-                     window:int=2,         # consecutive rises of validation loss that count
-                    )->int|None:           # the step before the rise began, or None
-    "The step after which validation loss rose `window` evaluations in a row while training loss fell."
+                     window:int=2,         # evaluations in a row above the lowest validation loss that count
+                    )->int|None:           # the step of that lowest validation loss, or None
+    "The step after which validation loss stayed above its lowest for `window` evaluations while training loss fell."
     ev = history.dropna(subset=['eval_loss'])
     if len(ev) <= window: return None
     steps, vals = ev.step.to_numpy(), ev.eval_loss.to_numpy()
@@ -116,7 +116,7 @@ def overfitting_step(history:pd.DataFrame, # from `loss_history`
     train_mean = [tr.loss[(tr.step > lo) & (tr.step <= hi)].mean() for lo,hi in zip(np.r_[-1, steps[:-1]], steps)]
     best = int(np.argmin(vals))
     k = best + window
-    if k < len(ev) and all(np.diff(vals[best:k+1]) > 0) and train_mean[k] < train_mean[best]: return int(steps[best])
+    if k < len(ev) and all(vals[best+1:k+1] > vals[best]) and train_mean[k] < train_mean[best]: return int(steps[best])
     return None
 
 # %% ../nbs/03_train.ipynb #ce604612
