@@ -47,7 +47,6 @@ def cmd_eval(args):
     if args.preset:
         from ftbook.worked_example import clinic_preset
         preset = dict(clinic=clinic_preset)[args.preset]()
-    if args.baseline and not Path(args.baseline).is_file(): raise FileNotFoundError(f"--baseline {args.baseline}: no such file. Write your prompt in a text file and pass its path.")
     baseline = None if args.no_base else (Path(args.baseline) if args.baseline else preset.get('baseline'))
     result = evaluate_run(args.adapter, args.data, args.metric or preset.get('metrics') or ('rouge', 'normalized', 'unsupported'), baseline,
                           args.source_field or preset.get('source_field'), out=args.out, limit=args.limit, batch_size=args.batch_size,

@@ -174,9 +174,9 @@ def _message_problem(m, j:int)->str|None:
 def _message_text(content)->str: return content if isinstance(content, str) else ''.join(p['text'] for p in content)  # OpenAI's text parts, joined
 
 def conversation_pair(msgs:list,           # the record's `messages`
-                   where:str,           # where the record came from, for errors
-                   answered:bool=True,  # the conversation must end with an assistant message (training, evaluation)
-                  )->dict:              # {'prompt', 'completion', 'system', 'messages', 'where'}
+                      where:str,           # where the record came from, for errors
+                      answered:bool=True,  # the conversation must end with an assistant message (training, evaluation)
+                     )->dict:              # {'prompt', 'completion', 'system', 'messages', 'where'}
     "The pair of one conversation: its messages (text only) and, for the checks, its history as `prompt` and last answer as `completion`."
     fix = lambda problem: ValueError(f"{where}: {problem}.")
     if not isinstance(msgs, list) or not msgs: raise fix("'messages' must be a non-empty list of {\"role\": ..., \"content\": \"text\"} objects")

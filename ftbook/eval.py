@@ -11,7 +11,6 @@ import datasets, evaluate, pandas as pd, torch
 from fastcore.meta import delegates
 from .core import atomic_dir, cache_dir, machine_info
 from .data import PromptTemplate, Records, reads_messages, collate, make_pairs, normalize, read_records, tokenize_pairs
-from .quant import load_model
 from .loss import loss_for
 from .system import System, base_system, check_generation, load_system, read_template
 
@@ -425,10 +424,10 @@ def baseline_template(prompt,                  # a PromptTemplate, a .json file 
     text = path.read_text() if path is not None else prompt
     if not isinstance(text, str) or not text.strip(): raise ValueError("The baseline prompt is empty: write the instructions you would give the base model.")
     try: fields = {f for _,f,_,_ in string.Formatter().parse(text) if f}
-    except ValueError: fields = {None}
+    except ValueError as e: raise ValueError(f"The baseline prompt has an unmatched brace ({e}): double braces that are text ({{{{ and }}}}).") from None
     if not fields: return dataclasses.replace(run, system=text.strip())  # instructions only: the run's own prompt, with them as the system prompt
     if fields - set(run.prompt_fields()) or reads_messages(run):
-        raise ValueError(f"The baseline prompt has braces {sorted(map(str, fields))} that are not fields the run's prompt fills ({run.prompt_fields()}). "
+        raise ValueError(f"The baseline prompt has braces {sorted(fields)} that are not fields the run's prompt fills ({run.prompt_fields()}). "
                          f"Name those fields in braces to place the input, double braces that are text ({{{{ and }}}}), or write "
                          f"instructions only, which become the system prompt in front of the run's own prompt.")
     return PromptTemplate(text, run.completion)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02b_system.ipynb #22879200
 from __future__ import annotations
-import dataclasses, json, math, string, time
+import dataclasses, json, math, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd, torch

@@ -13,7 +13,7 @@ from .data import PromptTemplate
 from .train import train
 from .config import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings
 from .system import System, base_system, load_system
-from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, compare, evaluate_run, plot_comparison, save_results
+from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, compare, plot_comparison, save_results
 from .clinic import SHORT_TEMPLATE, SUMMARY_SECTIONS, clinic_facts, detailed_template, medication_facts
 from .examples import STYLES, clinic_notes, clinic_split, held_out_notes
 
