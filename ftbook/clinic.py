@@ -62,6 +62,13 @@ FORMULARY = ('acetaminophen', 'adapalene', 'albuterol', 'amlodipine', 'amoxicill
 DRUG_ABBREVIATIONS = {'aspirin': 'ASA', 'hydrochlorothiazide': 'HCTZ', 'acetaminophen': 'APAP', 'nitroglycerin': 'NTG',
                       'cholecalciferol': 'vit D3', 'polyethylene glycol': 'PEG', 'amoxicillin-clavulanate': 'amox-clav'}
 DRUG_SYNONYMS = {'paracetamol': 'acetaminophen', 'acetylsalicylic acid': 'aspirin', 'vitamin D3': 'cholecalciferol', 'GTN': 'nitroglycerin'}
+BRANDS = {'acetaminophen': ('Tylenol',), 'ibuprofen': ('Motrin', 'Advil'), 'amoxicillin-clavulanate': ('Augmentin',), 'cephalexin': ('Keflex',),
+          'sertraline': ('Zoloft',), 'escitalopram': ('Lexapro',), 'furosemide': ('Lasix',), 'amlodipine': ('Norvasc',), 'levothyroxine': ('Synthroid',),
+          'metformin': ('Glucophage',), 'fluticasone': ('Flonase',), 'ondansetron': ('Zofran',), 'sumatriptan': ('Imitrex',), 'valacyclovir': ('Valtrex',),
+          'oseltamivir': ('Tamiflu',), 'gabapentin': ('Neurontin',), 'omeprazole': ('Prilosec',), 'pantoprazole': ('Protonix',), 'famotidine': ('Pepcid',),
+          'albuterol': ('Ventolin', 'ProAir'), 'apixaban': ('Eliquis',), 'atorvastatin': ('Lipitor',), 'tamsulosin': ('Flomax',), 'terbinafine': ('Lamisil',),
+          'nitrofurantoin': ('Macrobid',), 'lisinopril': ('Zestril',), 'losartan': ('Cozaar',), 'naproxen': ('Aleve',), 'cetirizine': ('Zyrtec',),
+          'prednisolone': ('Orapred',), 'polyethylene glycol': ('MiraLAX',), 'benzonatate': ('Tessalon',), 'cyclobenzaprine': ('Flexeril',)}
 
 def plain_number(x:float)->str:
     "A number as people write a dose: 81, 0.4, 7.5 (no trailing zeros)."
@@ -71,13 +78,13 @@ def plain_number(x:float)->str:
 def _drug_names()->dict:
     "Every way the notes (or a model) may name a drug, lower-cased -> the drug's name."
     names = {d: d for d in FORMULARY}
-    names |= {a: d for d,a in DRUG_ABBREVIATIONS.items()} | DRUG_SYNONYMS
+    names |= {a: d for d,a in DRUG_ABBREVIATIONS.items()} | DRUG_SYNONYMS | {b: d for d,bs in BRANDS.items() for b in bs}
     return {k.lower(): v for k,v in names.items()}
 
 def _dose_re(tag:str)->str:
     "A number and a unit (not followed by '/': 'mg/dL' is a lab value), as named groups n{tag}, u{tag}."
     return (rf'(?P<n{tag}>\d[\d,]*(?:\.\d+)?|\.\d+)\s*'
-            rf'(?P<u{tag}>milligrams?|micrograms?|grams?|mcg|µg|ug|mg|gm|g|units?|IU|%)(?![\w/])')
+            rf'(?P<u{tag}>milligrams?|micrograms?|grams?|mcg|µg|ug|mg|gm|g|units?|IU|%|percent)(?![\w/])')
 
 _DRUG = _drug_names()
 _NAME = '|'.join(re.escape(n) for n in sorted(_DRUG, key=len, reverse=True))  # longest first: amoxicillin-clavulanate before amoxicillin
@@ -85,16 +92,19 @@ _FORM = r'(?:(?:cream|gel|ointment|wash|tablets?|tabs?|capsules?|caps|HFA|ER|XL|
 _FACT = re.compile(rf'\b(?P<d1>{_NAME})\b\s*:?\s*{_FORM}{_dose_re(1)}|{_dose_re(2)}\s+(?:of\s+)?(?P<d2>{_NAME})\b', re.I)
 _AGE = re.compile(r'\b(\d{1,3})\s*-?\s*(?:years?[\s-]*old|yrs?[\s-]*old|y/o|y\.o\.|yo)(?!\w),?'
                   r'(?:\s+(male|female|man|woman|boy|girl|gentleman|lady|m|f)\b)?', re.I)
+_AGE_LABEL = re.compile(r'\b(?:aged?)\s*[:=]?\s*(\d{1,3})\b', re.I)       # 'aged 34', 'Age: 34', 'AGE = 34'
+_SEX_LABEL = re.compile(r'\bsex\s*[:=]?\s*(male|female|m|f)\b', re.I)     # 'Sex: F', 'SEX = MALE'
+_AGE_SEX = re.compile(r'(?<![\d.])(\d{1,2})(M|F)\b')                       # '34F', '58M' (capitals, no space: '98.6F' and '5m' are not ages)
 _SEX = dict(male='male', man='male', boy='male', gentleman='male', m='male', female='female', woman='female', girl='female', lady='female', f='female')
 _MASS = dict(mcg=1, µg=1, ug=1, microgram=1, micrograms=1, mg=1000, milligram=1000, milligrams=1000, g=10**6, gm=10**6, gram=10**6, grams=10**6)
 
 # %% ../nbs/04b_clinic.ipynb #783ebc6e
 def normalize_dose(number:str, # as written: '81', '1,000', '.5'
-                   unit:str,   # as written: 'mg', 'MG', 'g', 'mcg', 'units', 'IU', '%'
+                   unit:str,   # as written: 'mg', 'MG', 'g', 'mcg', 'units', 'IU', '%', 'percent'
                   )->str:      # '81 mg', '1 g', '400 mcg', '50000 units', '0.1%'
     "One way to write a dose: masses in g from 1 g, in mg from 1 mg, in mcg below; units and percentages as numbers."
     x, u = float(number.replace(',', '')), unit.lower()
-    if u == '%': return f'{plain_number(x)}%'
+    if u in ('%', 'percent'): return f'{plain_number(x)}%'
     if u not in _MASS: return f'{plain_number(x)} units'
     mcg = x * _MASS[u]
     return next(f'{plain_number(mcg/f)} {name}' for f,name in ((10**6, 'g'), (1000, 'mg'), (1, 'mcg')) if mcg >= f or f == 1)
@@ -106,6 +116,8 @@ def clinic_facts(text:str, # a note, a summary, or a model's output
     for m in _AGE.finditer(text):
         facts.add(f'age {int(m[1])}')
         if m[2]: facts.add(f'sex {_SEX[m[2].lower()]}')
+    facts |= {f'age {int(a)}' for a in _AGE_LABEL.findall(text)} | {f'sex {_SEX[s.lower()]}' for s in _SEX_LABEL.findall(text)}
+    facts |= {f for a,s in _AGE_SEX.findall(text) for f in (f'age {int(a)}', f'sex {_SEX[s.lower()]}')}
     for m in _FACT.finditer(text):
         drug, n, u = (m['d1'], m['n1'], m['u1']) if m['d1'] else (m['d2'], m['n2'], m['u2'])
         facts.add(f'{_DRUG[drug.lower()]} {normalize_dose(n, u)}')

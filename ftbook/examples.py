@@ -6,7 +6,7 @@
 from __future__ import annotations
 import random, re
 from .data import normalize
-from .clinic import DRUG_ABBREVIATIONS, SUMMARY_SECTIONS, plain_number
+from .clinic import BRANDS, DRUG_ABBREVIATIONS, SUMMARY_SECTIONS, plain_number
 from .conditions import CONDITIONS, FREQUENCIES, ROUTES, SPECIALTIES, Condition, dose_for, plain_terse
 
 _all_ = ['clinic_notes', 'held_out_notes']  # what a user calls; the rest is exported for the package's own use
@@ -28,11 +28,11 @@ def vital_signs(rng:random.Random, # the visit's random stream
                 c:Condition,       # the condition, with its abnormal ranges
                 age:int,           # years: children have other normal ranges
                 weight:float,      # kg
-               )->dict:            # sbp, dbp, hr, rr, temp, spo2, wt
+               )->dict:            # sbp, dbp, hr, rr, temp, spo2, wt, and the units of temp and wt
     "Vital signs: the condition's abnormal ranges where it has them, normal for the age otherwise."
     ranges = {**(CHILD if age < 13 else NORMAL), **c.vitals}
     v = {k: round(rng.uniform(*r), 1) if k == 'temp' else rng.randint(*r) for k,r in ranges.items()}
-    return dict(v, wt=weight)
+    return dict(v, wt=weight, temp_unit='C', wt_unit='kg')
 
 # %% ../nbs/05_examples.ipynb #b2194548
 def _pick(rng:random.Random, items:list, lo:int, hi:int)->list:
@@ -68,9 +68,9 @@ VITAL_WORDS = {  # vital: (as a summary writes it, as a narrative note writes it
     'bp': ('BP {sbp}/{dbp}', 'blood pressure {sbp}/{dbp}', ['BP {sbp}/{dbp}']),
     'hr': ('heart rate {hr}', 'heart rate {hr}', ['HR {hr}', 'P {hr}']),
     'rr': ('respiratory rate {rr}', 'respiratory rate {rr}', ['RR {rr}']),
-    'temp': ('temperature {temp} C', 'temperature {temp} C', ['T {temp}', 'T {temp}C']),
+    'temp': ('temperature {temp} {temp_unit}', 'temperature {temp} {temp_unit}', ['T {temp}', 'T {temp}{temp_unit}']),
     'spo2': ('SpO2 {spo2}%', 'oxygen saturation {spo2}% on room air', ['SpO2 {spo2}% RA', 'sat {spo2}% RA']),
-    'wt': ('weight {wt} kg', 'weight {wt} kg', ['Wt {wt} kg', 'wt {wt}kg']),
+    'wt': ('weight {wt} {wt_unit}', 'weight {wt} {wt_unit}', ['Wt {wt} {wt_unit}', 'wt {wt}{wt_unit}']),
 }
 
 def dose_text(m:dict)->str:
@@ -235,7 +235,191 @@ def narrative_note(v:dict,            # from `make_visit`
            _follow_up(v['follow_up'], rng, 'narrative', _cap(he), him)]
     return ' '.join(s) + rng.choice(['\n', ' ']) + ' '.join(exam + end)
 
-WRITERS = dict(soap=soap_note, narrative=narrative_note, terse=terse_note)
+WRITERS = dict(soap=soap_note, narrative=narrative_note, terse=terse_note)  # style -> writer; the six styles below join it
+
+# %% ../nbs/05_examples.ipynb #more-helpers
+MORE_STYLES = ('telegraphic', 'dictated', 'bullets', 'ehr', 'handover', 'plan_first')
+ALL_STYLES = STYLES + MORE_STYLES
+
+NEGATIVES = (('fever', 'fever'), ('chest pain', 'CP'), ('shortness of breath', 'SOB'), ('vomiting', 'vomiting'), ('rash', 'rash'),
+             ('weight loss', 'wt loss'), ('headache', 'HA'), ('dysuria', 'dysuria'), ('cough', 'cough'), ('blood in the stool', 'BRBPR'))
+NORMAL_LABS = (('BMP normal (Na {na}, K {k}, creatinine {cr})', 'BMP nl Na {na} K {k} Cr {cr}'),
+               ('CBC unremarkable (WBC {wbc}, Hb {hb})', 'CBC nl WBC {wbc} Hb {hb}'))
+MISSPELLINGS = {'patient': 'pateint', 'reports': 'reprots', 'history': 'histroy', 'started': 'strated', 'examination': 'examinaton',
+                'tenderness': 'tendernes', 'pressure': 'presure', 'swelling': 'sweling', 'return': 'retrun', 'breathing': 'breating'}
+
+def in_units(v:dict, rng:random.Random)->dict:
+    "`v` with its temperature in Fahrenheit (2 visits in 5) and its weight in pounds (3 in 10): the note and the summary both use them."
+    vit = dict(v['vitals'])
+    if rng.random() < 0.4: vit.update(temp=round(vit['temp'] * 9/5 + 32, 1), temp_unit='F')
+    if rng.random() < 0.3: vit.update(wt=round(vit['wt'] * 2.2046), wt_unit='lb')
+    return dict(v, vitals=vit)
+
+def _words(v:dict)->str:
+    "Everything the visit says, lower-cased: a negative or a normal lab that would contradict it is left out."
+    texts = [v['complaint'], v['assessment'], *v['details'], *v['findings'], *v['tests'], *v['history']]
+    return ' '.join(w for t in texts for w in t).lower()
+
+def negatives(v:dict, rng:random.Random)->list:
+    "None to two pertinent negatives as (plain, terse) pairs, never one the visit contradicts (no 'denies fever' with a fever)."
+    said, febrile = _words(v), v['vitals']['temp'] >= (100.4 if v['vitals']['temp_unit'] == 'F' else 38.0)
+    ok = [n for n in NEGATIVES if not any(w in said for w in n[0].split() if len(w) > 3) and not (febrile and n[0] == 'fever')]
+    return rng.sample(ok, rng.randint(0, 2))
+
+def normal_labs(v:dict, rng:random.Random)->tuple|None:
+    "A normal lab panel (1 visit in 4) when the visit has no test of its own with those names, as a (plain, terse) pair."
+    if rng.random() >= 0.25 or any(w in _words(v) for w in ('creatinine', 'wbc', 'white', 'hemoglobin', 'sodium', 'potassium')): return None
+    vals = dict(na=rng.randint(136, 144), k=round(rng.uniform(3.6, 4.8), 1), cr=round(rng.uniform(0.6, 1.1), 1),
+                wbc=round(rng.uniform(4.5, 9.5), 1), hb=round(rng.uniform(12.5, 15.5), 1))
+    p, t = rng.choice(NORMAL_LABS)
+    return p.format(**vals), t.format(**vals)
+
+def misspelled(text:str, rng:random.Random, p:float=0.3)->str:
+    "`text` with each of a few ordinary words misspelled with probability `p` (never a drug, a number or a term the summary copies)."
+    return re.sub(r'\b(' + '|'.join(MISSPELLINGS) + r')\b', lambda m: MISSPELLINGS[m[1]] if rng.random() < p else m[1], text)
+
+def branded(m:dict, rng:random.Random, p:float=0.35)->dict:
+    "The medication named by a brand (with probability `p`) when it has one; the dose and everything else unchanged."
+    return dict(m, drug=rng.choice(BRANDS[m['drug']])) if m['drug'] in BRANDS and rng.random() < p else m
+
+
+# %% ../nbs/05_examples.ipynb #more-writers
+def _sex_letter(v:dict)->str: return 'M' if v['sex'] == 'male' else 'F'
+def _past(v:dict)->list: return [h for h in _history(v) if not h[0].startswith('no ')]  # 'no chronic conditions' is said in each style's own way
+
+def _unpunctuated(text:str)->str:
+    "No commas, colons, semicolons or full stops (a decimal point stays), spaces collapsed."
+    return re.sub(r'[ \t]+', ' ', re.sub(r'[,;:]|(?<!\d)\.|\.(?!\d)', '', text)).strip()
+
+def telegraphic_note(v:dict, rng:random.Random)->str:
+    "Shorthand without punctuation: '58M exertional CP x2wk hx HTN nkda bp 150/92 hr 88 ...', lower case after the patient."
+    hx, allergy, labs = _past(v), _allergy(v, rng), normal_labs(v, rng)
+    vit = [rng.choice(VITAL_WORDS[k][2]).format(**v['vitals']) for k in _shown_vitals(v, rng)]
+    meds = ' '.join(medication_text(branded(m, rng), rng, 'terse') for m in v['meds'])
+    parts = [', '.join(t for _,t in v['details']), *(f'no {t}' for _,t in negatives(v, rng)),
+             ('hx ' + ' '.join(t for _,t in hx)) if hx else 'no pmhx', f'allergic {allergy[1]}' if allergy else 'nkda', ' '.join(vit),
+             rng.choice(['oe ', 'exam ', '']) + ' '.join(t for _,t in v['findings']), *(t for _,t in v['tests']), *([labs[1]] if labs else []),
+             rng.choice(['imp ', 'dx ', '? ']) + v['assessment'][1], 'plan ' + ' '.join(t for _,t in v['plan']),
+             rng.choice(['start ', 'rx ']) + meds if meds else 'no rx', _follow_up(v['follow_up'], rng, 'terse')]
+    lower = rng.random() < 0.6
+    age, sex = v['age'], _sex_letter(v)
+    first = f"{rng.choice([f'{age}{sex}', f'{age}yo {sex}'])} {v['complaint'][1]} {duration_text(v['duration'], rng, 'terse')}"
+    parts = [first] + [p.lower() if lower else p for p in parts]
+    return misspelled(_unpunctuated(rng.choice(['\n', ' ', ' - ']).join(parts)), rng)
+
+_FILLERS = ('uh', 'um', "let's see")
+_SPOKEN_FREQ = {'daily': 'once a day', 'twice daily': 'twice a day', 'three times daily': 'three times a day', 'four times daily': 'four times a day'}
+
+def _spoken_med(m:dict)->str:
+    "'amoxicillin 500 milligrams by mouth twice a day for 10 days'."
+    unit = dict(mg='milligrams', mcg='micrograms', g='grams').get(m['unit'], 'percent' if m['unit'] == '%' else m['unit'])
+    freq = FREQUENCIES[m['freq']][0]
+    form = f" {m['form']}" if m['form'] else ''
+    return f"{m['drug']} {plain_number(m['dose'])} {unit}{form} {ROUTES[m['route']][0]} {_SPOKEN_FREQ.get(freq, freq)}{_days(m['days'])}"
+
+def _said_wrong(right:str, wrong:str, rng:random.Random)->str:
+    "A value said wrong and then corrected, as dictation does: '78, sorry, 88'."
+    return f"{wrong}, {rng.choice(['sorry', 'correction', 'no, scratch that', 'I mean'])}, {right}"
+
+def dictated_note(v:dict, rng:random.Random)->str:
+    "Dictated prose: fillers, numbers as spoken, and one value (the heart rate or a dose) said wrong and then corrected."
+    he, his, him = ('he', 'his', 'him') if v['sex'] == 'male' else ('she', 'her', 'her')
+    fill = lambda: rng.choice(_FILLERS) + ', ' if rng.random() < 0.5 else ''
+    vit = {k: VITAL_WORDS[k][1].format(**v['vitals']).replace('/', ' over ') for k in _shown_vitals(v, rng)}
+    meds = [_spoken_med(branded(m, rng)) for m in v['meds']]
+    if meds and rng.random() < 0.5:  # a dose corrected: the drug said again with the right dose, as a dictating doctor does
+        i = rng.randrange(len(meds)); m = branded(v['meds'][i], rng, 0)
+        meds[i] = _said_wrong(meds[i], _spoken_med(dict(m, dose=m['dose'] * rng.choice([2, 0.5]))), rng)
+    elif 'hr' in vit and rng.random() < 0.6:  # the heart rate corrected
+        hr = v['vitals']['hr']; vit['hr'] = f"heart rate {_said_wrong(str(hr), str(hr + rng.choice([-10, -6, 6, 10])), rng)}"
+    hx, allergy, negs = [h for h,_ in _past(v)], _allergy(v, rng), negatives(v, rng)
+    s = [rng.choice(['Okay, this', 'This']) + f" is a dictation on a {v['age']} year old {rng.choice(['gentleman', 'man']) if he == 'he' else rng.choice(['lady', 'woman'])}"
+         f" who comes in with, {fill()}{v['complaint'][0]} for about {duration_text(v['duration'], rng, 'narrative')}.",
+         f"{rng.choice(['Of note', 'Also', 'Relevant here'])}, {_and([d for d,_ in v['details']])}."]
+    s += [f"{_cap(he)} denies {_and([n for n,_ in negs])}."] if negs else []
+    s += [f"Past history is {fill()}{_and(hx)}." if hx else 'No real past history.', f"Allergic to {allergy[0]}." if allergy else 'No allergies.',
+          f"Vitals, {fill()}{_and(list(vit.values()))}.", f"On exam {_and([f for f,_ in v['findings']])}."]
+    s += [f"{rng.choice(['Testing', 'Labs'])} showed {_and([t for t,_ in v['tests']])}."] if v['tests'] else []
+    s += [f"So my impression is {fill()}{_low(v['assessment'][0])}.", f"Plan is {_and([_low(p) for p,_ in v['plan']])}."]
+    s += [f"We'll start {him} on {'; and '.join(meds)}." if meds else "We're not starting any medication."]
+    s += [_follow_up(v['follow_up'], rng, 'narrative', _cap(he), him), rng.choice(['End of dictation.', 'Thanks.', ''])]
+    return rng.choice([' ', '\n']).join(x for x in s if x)
+
+def bullets_note(v:dict, rng:random.Random)->str:
+    "A bulleted list with varied marks and section names, the plan and prescriptions as sub-items."
+    b, sub = rng.choice(['-', '*', '•']), rng.choice(['  -', '  o', '   +'])
+    lvl, hx, allergy, labs, negs = rng.random(), _past(v), _allergy(v, rng), normal_labs(v, rng), negatives(v, rng)
+    vit = [(rng.choice(VITAL_WORDS[k][2]) if rng.random() < lvl else VITAL_WORDS[k][1]).format(**v['vitals']) for k in _shown_vitals(v, rng)]
+    lines = [f"{b} {person_text(v, rng, 'soap')}, {_mix(v['complaint'], rng, lvl)} x {duration_text(v['duration'], rng, 'soap')}",
+             f"{b} {_cap('; '.join(_mix(d, rng, lvl) for d in v['details']))}"]
+    lines += [f"{b} {rng.choice(['Denies', 'No'])} {', '.join(_mix(n, rng, lvl) for n in negs)}"] if negs else []
+    lines += [f"{b} {rng.choice(['PMH', 'Background', 'History'])}: {', '.join(_mix(h, rng, lvl) for h in hx) or 'none'}",
+              f"{b} {'Allergies: ' + _mix(allergy, rng, lvl) if allergy else 'NKDA'}",
+              f"{b} {rng.choice(['Vitals', 'Obs', 'VS'])}: " + rng.choice([', ', ' | ', '; ']).join(vit),
+              f"{b} {rng.choice(['Exam', 'On exam', 'Examination'])}: " + ', '.join(_mix(f, rng, lvl) for f in v['findings'])]
+    lines += [f"{b} {rng.choice(['Results', 'Tests', 'Investigations'])}: " + '; '.join(_mix(t, rng, lvl) for t in v['tests'])] if v['tests'] else []
+    lines += [f"{b} {_mix(labs, rng, lvl)}"] if labs else []
+    lines += [f"{b} {rng.choice(['Impression', 'Assessment', 'Dx', 'Diagnosis'])}: {_mix(v['assessment'], rng, lvl)}", f"{b} {rng.choice(['Plan', 'Management', 'Mx'])}:"]
+    lines += [f"{sub} {_cap(_mix(p, rng, lvl))}" for p in v['plan']]
+    lines += [f"{sub} {rng.choice(['Start', 'Rx', 'New'])} {medication_text(branded(m, rng), rng, 'soap')}" for m in v['meds']] or [f"{sub} No new medication"]
+    lines += [f"{b} {_follow_up(v['follow_up'], rng, 'soap')}"]
+    return misspelled('\n'.join(lines), rng)
+
+def ehr_note(v:dict, rng:random.Random)->str:
+    "An electronic record's field dump: capitalised field names, BP=150/92, an ICD code, a timestamp, prescriptions in capitals."
+    hx, allergy, labs, negs = _past(v), _allergy(v, rng), normal_labs(v, rng), negatives(v, rng)
+    vit = ' '.join(f"{k.upper()}={rng.choice(VITAL_WORDS[k][2]).format(**v['vitals']).split(' ', 1)[1].replace(' ', '')}" for k in _shown_vitals(v, rng))
+    n, unit = v['duration']
+    meds = [f"{medication_text(branded(m, rng), rng, 'soap').upper()}" for m in v['meds']]
+    fu = 'PRN' if v['follow_up'] == 'prn' else units_text(*v['follow_up']).upper()
+    fields = [('ENCOUNTER', f"Office visit {rng.randint(2024, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} {rng.randint(7, 18):02d}:{rng.randint(0, 59):02d}"),
+              ('AGE', str(v['age'])), ('SEX', rng.choice([_sex_letter(v), v['sex'].upper()])),
+              (rng.choice(['CC', 'CHIEF COMPLAINT', 'REASON FOR VISIT']), _mix(v['complaint'], rng, 0.5)),
+              ('DURATION', units_text(n, unit)), ('HPI', '; '.join(_mix(d, rng, 0.5) for d in v['details']))]
+    fields += [('ROS', 'negative for ' + ', '.join(p for p,_ in negs))] if negs else []
+    fields += [('PMH', ', '.join(_mix(h, rng, 0.5) for h in hx) or 'NONE'), ('ALLERGIES', _mix(allergy, rng, 0.5).upper() if allergy else 'NKDA'),
+               ('VITALS', vit), ('EXAM', '; '.join(_mix(f, rng, 0.5) for f in v['findings']))]
+    fields += [('RESULTS', '; '.join(_mix(t, rng, 0.5) for t in v['tests']) + (f'; {labs[1]}' if labs else ''))] if v['tests'] or labs else []
+    fields += [('DIAGNOSIS', f"{_mix(v['assessment'], rng, 0.5)} (ICD-10 {rng.choice('JKLMNR')}{rng.randint(10, 99)}.{rng.randint(0, 9)})"),
+               ('ORDERS', '; '.join(_mix(p, rng, 0.5) for p in v['plan'])), ('RX', ' | '.join(meds) or 'NONE'), ('FOLLOW-UP', fu)]
+    sep = rng.choice([': ', ':  ', ' = '])
+    return '\n'.join(f'{k}{sep}{x}' for k,x in fields)
+
+def handover_note(v:dict, rng:random.Random)->str:
+    "A handover between colleagues: where the patient is, the story in one breath, 'obs', 'jobs' and the plan."
+    lvl, hx, allergy, negs = rng.random(), _past(v), _allergy(v, rng), negatives(v, rng)
+    vit = [(rng.choice(VITAL_WORDS[k][2]) if rng.random() < lvl else VITAL_WORDS[k][1]).format(**v['vitals']) for k in _shown_vitals(v, rng)]
+    meds = [medication_text(branded(m, rng), rng, 'soap') for m in v['meds']]
+    where = rng.choice([f'Bed {rng.randint(1, 20)}', f'Room {rng.randint(1, 30)}', f'Cubicle {rng.randint(1, 12)}'])
+    age, sex = v['age'], _sex_letter(v)
+    s = [f"{where}: {rng.choice([f'{age}{sex}', person_text(v, rng, 'soap')])}, in with {_mix(v['complaint'], rng, lvl)} "
+         f"for {duration_text(v['duration'], rng, 'soap')}; {'; '.join(_mix(d, rng, lvl) for d in v['details'])}."]
+    s += [f"No {' or '.join(_mix(n, rng, lvl) for n in negs)}."] if negs else []
+    s += [f"Background {', '.join(_mix(h, rng, lvl) for h in hx) or 'nil'}; {'allergic to ' + _mix(allergy, rng, lvl) if allergy else 'NKDA'}.",
+          f"Obs {', '.join(vit)}.", f"On exam {', '.join(_mix(f, rng, lvl) for f in v['findings'])}."]
+    s += [f"{'; '.join(_mix(t, rng, lvl) for t in v['tests'])}."] if v['tests'] else []
+    s += [f"Working diagnosis {_low(_mix(v['assessment'], rng, lvl))}.", f"Jobs: {'; '.join(_low(_mix(p, rng, lvl)) for p in v['plan'])}."]
+    s += [f"Started on {'; '.join(meds)}." if meds else 'No new meds.', _follow_up(v['follow_up'], rng, 'soap')]
+    return misspelled(rng.choice([' ', '\n']).join(s), rng)
+
+def plan_first_note(v:dict, rng:random.Random)->str:
+    "The plan and prescriptions first, then the story, the findings and the assessment."
+    lvl, hx, allergy, labs, negs = rng.random(), _past(v), _allergy(v, rng), normal_labs(v, rng), negatives(v, rng)
+    vit = [(rng.choice(VITAL_WORDS[k][2]) if rng.random() < lvl else VITAL_WORDS[k][1]).format(**v['vitals']) for k in _shown_vitals(v, rng)]
+    meds = [f"{rng.choice(['Start', 'Rx', 'Prescribed'])} {medication_text(branded(m, rng), rng, 'soap')}" for m in v['meds']] or ['No medication today']
+    plan = '. '.join([_cap(_mix(p, rng, lvl)) for p in v['plan']] + meds) + '. ' + _follow_up(v['follow_up'], rng, 'soap')
+    story = [f"{person_text(v, rng, 'soap')} {rng.choice(['with', 'presenting with', 'seen for'])} {_mix(v['complaint'], rng, lvl)} for {duration_text(v['duration'], rng, 'soap')}",
+             _cap('; '.join(_mix(d, rng, lvl) for d in v['details']))]
+    story += [f"Denies {', '.join(n for n,_ in negs)}"] if negs else []
+    story += [f"History: {', '.join(_mix(h, rng, lvl) for h in hx) or 'none'}", f"Allergies: {_mix(allergy, rng, lvl)}" if allergy else 'NKDA']
+    exam = ', '.join(vit) + '. ' + _cap(', '.join(_mix(f, rng, lvl) for f in v['findings'])) + '.'
+    exam += (' ' + _cap('; '.join(_mix(t, rng, lvl) for t in v['tests'])) + '.' if v['tests'] else '') + (f' {_mix(labs, rng, lvl)}.' if labs else '')
+    heads = rng.choice([('PLAN', 'HISTORY', 'EXAM', 'IMPRESSION'), ('Plan', 'Story', 'Findings', 'Impression'), ('To do', 'Why seen', 'Exam', 'Dx')])
+    body = [plan, '. '.join(story) + '.', exam, _cap(_mix(v['assessment'], rng, lvl))]
+    return misspelled('\n'.join(f'{h}: {x}' for h,x in zip(heads, body)), rng)
+
+WRITERS |= dict(telegraphic=telegraphic_note, dictated=dictated_note, bullets=bullets_note, ehr=ehr_note, handover=handover_note, plan_first=plan_first_note)
+
 
 # %% ../nbs/05_examples.ipynb #e3d22ecc
 def _plain_med(m:dict)->dict:
@@ -250,7 +434,9 @@ def clinic_record(rng:random.Random, # the record's own random stream
     "One record: a visit written as a note in one style, its reference summary, and the metadata an evaluation needs."
     specialty = rng.choice(sorted({c.specialty for c in conditions}))
     v = make_visit(rng, rng.choice([c for c in conditions if c.specialty == specialty]))
-    style, summary = rng.choice(styles), summarize(v)
+    style = rng.choice(styles)
+    if style in MORE_STYLES: v = in_units(v, rng)  # (drawn only for the new styles: the first three's records stay as they were)
+    summary = summarize(v)
     return dict(id=rid, note=WRITERS[style](v, rng), summary=summary, reference=summary, specialty=v['specialty'],
                 condition=v['condition'], style=style, age=v['age'], sex=v['sex'], meds=[_plain_med(m) for m in v['meds']],
                 follow_up=follow_up_text(v['follow_up']), corruption=None, corruption_detail=None)
@@ -305,7 +491,7 @@ def _check(n:int, corrupt:float, kinds, styles, specialties):
         raise ValueError(f'n={n!r}: ask for a whole number of records from 1 to {HELD_OUT-1:,}, for example n=200.')
     if isinstance(corrupt, bool) or not isinstance(corrupt, (int, float)) or not 0 <= corrupt <= 1:
         raise ValueError(f'corrupt={corrupt!r}: the share of corrupted summaries must be a number from 0 to 1, for example corrupt=0.2.')
-    for name, given, known in (('kinds', kinds, CORRUPTIONS), ('styles', styles, STYLES), ('specialties', specialties, SPECIALTIES)):
+    for name, given, known in (('kinds', kinds, CORRUPTIONS), ('styles', styles, ALL_STYLES), ('specialties', specialties, SPECIALTIES)):
         if isinstance(given, str): raise TypeError(f'{name}={given!r}: pass a tuple, for example {name}=({given!r},).')
         bad = [x for x in given if x not in known]
         if bad or not given: raise ValueError(f'{name}={tuple(given)!r}: ' + (f'unknown {bad}; ' if bad else 'empty; ') + f'choose from {list(known)}.')
