@@ -94,7 +94,8 @@ _AGE = re.compile(r'\b(\d{1,3})\s*-?\s*(?:years?[\s-]*old|yrs?[\s-]*old|y/o|y\.o
                   r'(?:\s+(male|female|man|woman|boy|girl|gentleman|lady|m|f)\b)?', re.I)
 _AGE_LABEL = re.compile(r'\b(?:aged?)\s*[:=]?\s*(\d{1,3})\b', re.I)       # 'aged 34', 'Age: 34', 'AGE = 34'
 _SEX_LABEL = re.compile(r'\bsex\s*[:=]?\s*(male|female|m|f)\b', re.I)     # 'Sex: F', 'SEX = MALE'
-_AGE_SEX = re.compile(r'(?<![\d.])(\d{1,2})(M|F)\b')                       # '34F', '58M' (capitals, no space: '98.6F' and '5m' are not ages)
+_AGE_SEX = re.compile(r'(?<![\d.])(\d{1,2})(?-i:(M|F))\b|(?<![\d.])(\d{1,3}),\s*(male|female)\b', re.I)  # '34F', '58M', '52, male' ('98.6F' is not an age)
+_TITLE = re.compile(r'\b(Mr|Mrs|Ms|Miss)\b')                                # 'Mrs Lee': capitals as written, so 'MS' (a disease) is not one
 _SEX = dict(male='male', man='male', boy='male', gentleman='male', m='male', female='female', woman='female', girl='female', lady='female', f='female')
 _MASS = dict(mcg=1, µg=1, ug=1, microgram=1, micrograms=1, mg=1000, milligram=1000, milligrams=1000, g=10**6, gm=10**6, gram=10**6, grams=10**6)
 
@@ -117,7 +118,8 @@ def clinic_facts(text:str, # a note, a summary, or a model's output
         facts.add(f'age {int(m[1])}')
         if m[2]: facts.add(f'sex {_SEX[m[2].lower()]}')
     facts |= {f'age {int(a)}' for a in _AGE_LABEL.findall(text)} | {f'sex {_SEX[s.lower()]}' for s in _SEX_LABEL.findall(text)}
-    facts |= {f for a,s in _AGE_SEX.findall(text) for f in (f'age {int(a)}', f'sex {_SEX[s.lower()]}')}
+    facts |= {f for m in _AGE_SEX.finditer(text) for a,s in [(m[1], m[2]) if m[1] else (m[3], m[4])] for f in (f'age {int(a)}', f'sex {_SEX[s.lower()]}')}
+    facts |= {'sex male' if t == 'Mr' else 'sex female' for t in _TITLE.findall(text)}
     for m in _FACT.finditer(text):
         drug, n, u = (m['d1'], m['n1'], m['u1']) if m['d1'] else (m['d2'], m['n2'], m['u2'])
         facts.add(f'{_DRUG[drug.lower()]} {normalize_dose(n, u)}')
@@ -155,4 +157,84 @@ def clinic_checks()->dict:
 def medication_facts(text:str)->set:
     "The drug-and-dose facts of `text` (those of `clinic_facts` that are not age or sex)."
     return {f for f in clinic_facts(text) if not f.startswith(('age ', 'sex '))}
+
+
+# %% ../nbs/04b_clinic.ipynb #guard-a
+_WORD_NUMBER = dict(zip('one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty'.split(),
+                        range(1, 21))) | dict(thirty=30, forty=40, fifty=50, sixty=60, seventy=70, eighty=80, ninety=90, a=1, an=1)
+_NUMBER_RE = re.compile(r'\d[\d,]*(?:\.\d+)?|\.\d+')
+_WORD_NUMBER_RE = re.compile(r'(?<![\w.])(?:\d[\d,]*(?:\.\d+)?|\.\d+)')  # a number standing alone (not the 2 of SpO2)
+_COUNTED = re.compile(r'\b(' + '|'.join(_WORD_NUMBER) + r')[\s-]+(?:days?|weeks?|months?|years?|hours?|times?|tablets?|puffs?|doses?|pillows?|blocks?|flights?)\b', re.I)
+
+def _numbers(text:str, loose:bool=True)->set:
+    "The numbers of `text` written one way ('1,000' -> '1000', '0.50' -> '0.5'); `loose`: digits inside words too (T2DM, q4h) and counted words ('three days')."
+    found = {plain_number(float(n.replace(',', ''))) for n in (_NUMBER_RE if loose else _WORD_NUMBER_RE).findall(text)}
+    return found | ({str(_WORD_NUMBER[w.lower()]) for w in _COUNTED.findall(text)} if loose else set())
+
+_MALE, _FEMALE = re.compile(r'\b(?:he|him|his|mr)\b', re.I), re.compile(r'\b(?:she|her|hers|mrs|ms)\b', re.I)
+def _sexes(text:str)->set:
+    "The sexes a note states: explicitly ('female', '34F', 'Sex: M') if it does, else by its pronouns."
+    said = {f[4:] for f in clinic_facts(text) if f.startswith('sex ')}
+    return said or {s for s, pat in (('male', _MALE), ('female', _FEMALE)) if pat.search(text)}
+
+_SIDES = {'left': re.compile(r'\b(?:left|lt|L|L[LU]Q|L[LU]L)\b', re.I), 'right': re.compile(r'\b(?:right|rt|R|R[LU]Q|R[LUM]L)\b', re.I),  # LLQ, RLL: quadrants, lobes
+          'bilateral': re.compile(r'\b(?:bilateral(?:ly)?|bilat|both)\b', re.I)}
+_SIDE_WORD = re.compile(r'\b(left|right|bilateral(?:ly)?)\b', re.I)
+
+def _drugs_named(text:str)->set:
+    "The drugs `text` names, with or without a dose, as formulary names."
+    return {_DRUG[m.lower()] for m in re.findall(rf'\b({_NAME})\b', text, re.I)}
+
+
+# %% ../nbs/04b_clinic.ipynb #guard-b
+_NEG_CUE = re.compile(r'\b(?:denies|denied|negative for|no|not|without|nil)\b', re.I)
+_LIST_CUE = re.compile(r'\b(?:denies|denied|negative for)\b', re.I)  # a list after these goes on past 'and' and commas: 'denies fever, cough and rash'
+_SCOPE_END = re.compile(r',|\band\b|\bbut\b', re.I)                # 'no edema and pursed-lip breathing': the breathing is not negated
+_NOT_STATED = re.compile(r'\b(?:denies|denied|negative for|no|not|without|nil|avoid|if|unless|rule out)\b', re.I)  # 'return if fever': not a finding
+_NOT_STATED_LIST = re.compile(r'\b(?:denies|denied|negative for|avoid|if|unless|rule out)\b', re.I)
+
+def _clauses(text:str)->list: return [c.strip() for c in re.split(r'[.;:\n]', text) if c.strip()]
+
+def _negated_at(clause:str, i:int, cue:re.Pattern=_NEG_CUE, lists:re.Pattern=_LIST_CUE)->bool:
+    "Whether the words at position `i` of `clause` are negated: a `cue` before them, and unless it starts a list (`lists`), no comma or 'and' in between."
+    cues = list(cue.finditer(clause[:i]))
+    return bool(cues) and (bool(lists.fullmatch(cues[-1][0])) or not _SCOPE_END.search(clause[cues[-1].end():i]))
+
+def negated_terms(note:str)->set:
+    "Findings `note` negates ('denies chest pain, fever or rash' -> chest pain, fever, rash; 'no edema and ...' -> edema), lower-cased, up to four words each."
+    terms = set()
+    for clause in _clauses(note):
+        for m in _NEG_CUE.finditer(clause):
+            scope = clause[m.end():] if _LIST_CUE.fullmatch(m[0]) else _SCOPE_END.split(clause[m.end():])[0]
+            for part in re.split(r',|/|\bor\b|\band\b|\bnor\b', _NEG_CUE.sub(',', scope), flags=re.I):
+                words = re.findall(r"[a-z][a-z'-]*", part.lower())[:4]
+                if len(' '.join(words)) >= 4: terms.add(' '.join(words))
+    return terms
+
+def _affirms(text:str, term:str)->bool:
+    "Whether `text` states `term` as present somewhere: not negated, and not after 'avoid', 'if' or 'unless'."
+    pat = re.compile(rf'\b{re.escape(term)}\b', re.I)
+    return any(not _negated_at(c, m.start(), _NOT_STATED, _NOT_STATED_LIST) for c in _clauses(text) for m in pat.finditer(c))
+
+
+# %% ../nbs/04b_clinic.ipynb #guard-c
+_FINDINGS = ('Patient', 'Chief complaint', 'Key findings', 'Assessment')  # the sections that state findings ('return if fever' in the plan does not)
+
+def unsupported_claims(note:str,    # what the model was given
+                       summary:str, # what it wrote
+                      )->list:      # each claim of `summary` that `note` does not support, in words; empty when none is found
+    "The claims of a summary its note does not support: age, sex, drugs and doses, other numbers, the side of the body, and findings the note negates."
+    facts = clinic_facts(note)
+    out = [f'age {a}' for a in sorted({f[4:] for f in clinic_facts(summary) if f.startswith('age ')} - {f[4:] for f in facts if f.startswith('age ')})]
+    said = {f[4:] for f in clinic_facts(summary) if f.startswith('sex ')} | {w.lower() for w in re.findall(r'\b(male|female)\b', summary, re.I)}
+    out += [f'sex {s}' for s in sorted(said - _sexes(note))]
+    named = _drugs_named(note)
+    out += [f'drug {d}' for d in sorted(_drugs_named(summary) - named)]
+    out += [f'dose {f}' for f in sorted(medication_facts(summary) - facts) if any(f.startswith(d + ' ') for d in named)]  # a drug not in the note is flagged once
+    rest = _FACT.sub(' ', _AGE.sub(' ', summary))  # numbers outside ages and doses, which are checked above in normal form
+    out += [f'number {n}' for n in sorted(_numbers(rest, loose=False) - _numbers(note), key=float)]
+    out += [f'side {s}' for s in sorted({w.lower().replace('bilaterally', 'bilateral') for w in _SIDE_WORD.findall(summary)}) if not _SIDES[s].search(note)]
+    found = '\n'.join(c for k,c in parse_summary(summary).items() if k in _FINDINGS) or summary  # what it says of the patient, not the advice
+    out += [f'negated in the note: {t}' for t in sorted(negated_terms(note)) if _affirms(found, t) and not _affirms(note, t)]
+    return out
 

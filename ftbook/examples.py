@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_examples.ipynb #93bad6fe
 from __future__ import annotations
-import random, re
+import importlib, json, random, re
+from pathlib import Path
 from .data import normalize
 from .clinic import BRANDS, DRUG_ABBREVIATIONS, SUMMARY_SECTIONS, plain_number
 from .conditions import CONDITIONS, FREQUENCIES, ROUTES, SPECIALTIES, Condition, dose_for, plain_terse
@@ -553,3 +554,13 @@ def clinic_split(n_train:int=200,             # training records
     test = held_out_notes(n_test, seed, styles, specialties)
     avoid = {normalize(r['note']) for r in test}
     return _corrupted(_records(n_train, seed, 0, tuple(styles), tuple(specialties), avoid), corrupt, tuple(kinds), seed), test
+
+# %% ../nbs/05_examples.ipynb #hw-load
+def handwritten_notes(path:str|Path|None=None, # default: the repository's nbs/data/handwritten_notes.jsonl
+                     )->list:                   # records: 'id', 'format', 'note', 'summary', 'reference', 'style'
+    "The twenty clinic notes written by hand, outside the generator, with their reference summaries: a test set, never for training or choosing settings."
+    path = Path(path) if path else Path(importlib.import_module('ftbook').__file__).parents[1]/'nbs'/'data'/'handwritten_notes.jsonl'
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: the hand-written notes ship with the repository, not the package. Run from a clone of ftbook, or pass path=.")
+    return [dict(r, reference=r['summary'], style='handwritten') for r in map(json.loads, path.read_text().splitlines()) if r]
+
