@@ -13,9 +13,9 @@ from .data import PromptTemplate
 from .train import train
 from .config import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings
 from .system import System, base_system, load_system
-from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, compare, plot_comparison, save_results
-from .clinic import SHORT_TEMPLATE, SUMMARY_SECTIONS, clinic_facts, detailed_template, medication_facts
-from .examples import STYLES, clinic_notes, clinic_split, held_out_notes
+from .eval import ExactMatch, FactRecall, FormatCompliance, Rouge, TextMetric, compare, plot_comparison, save_results
+from .clinic import SHORT_TEMPLATE, SUMMARY_SECTIONS, clinic_facts, detailed_template, medication_facts, unsupported_claims
+from .examples import ALL_STYLES, clinic_notes, clinic_split, handwritten_notes, held_out_notes
 
 _all_ = ['worked_example', 'worked_example_config', 'clinic_metrics', 'clinic_systems']  # what a user calls; the rest is exported for the package's own use
 
@@ -23,25 +23,44 @@ _all_ = ['worked_example', 'worked_example_config', 'clinic_metrics', 'clinic_sy
 __all__ = ['worked_example_config', 'worked_example', 'clinic_metrics', 'clinic_systems']
 
 # %% ../nbs/10_medical_summaries.ipynb #abc48c3d
-def worked_example_data(n_train:int=400,                   # training notes
-                        n_val:int=40,                      # validation notes (for early stopping)
-                        n_test:int=40,                     # test notes in each of the two test sets
-                        held_out_style:str|None='narrative', # a writing style kept out of training and validation
-                        seed:int=0,                        # same seed, same notes
-                        corrupt:float=0.0,                 # share of training summaries to damage (to show what bad data does)
-                       )->dict:                            # {'train', 'val', 'test', 'test_new_style'}: lists of records
-    "Training, validation and test records, with one writing style held out of training for a second test set."
-    if held_out_style is not None and held_out_style not in STYLES: raise ValueError(f"held_out_style={held_out_style!r}: use one of {STYLES} or None.")
-    seen = tuple(s for s in STYLES if s != held_out_style)
+HELD_OUT_STYLES = ('narrative', 'handover')  # writing styles kept out of training and validation, each a test set of its own
+
+TEST_SETS = {'test': 'notes in the training styles', 'test_narrative': "notes in the held-out 'narrative' style",
+             'test_handover': "notes in the held-out 'handover' style", 'handwritten': 'notes the generator did not write'}
+
+def worked_example_data(n_train:int=1000,                       # training notes
+                        n_val:int=40,                           # validation notes (for early stopping)
+                        n_test:int=40,                          # test notes in each generated test set
+                        held_out_styles:tuple=HELD_OUT_STYLES,  # writing styles kept out of training and validation
+                        seed:int=0,                             # same seed, same notes
+                        corrupt:float=0.0,                      # share of training summaries to damage (to show what bad data does)
+                        styles:tuple=ALL_STYLES,                # the writing styles to draw from
+                        handwritten:bool=True,                  # add the hand-written notes as the last test set
+                       )->dict:                                 # {'train', 'val', 'test', 'test_<style>' per held-out style, 'handwritten'}
+    "Training and validation records, a test set in the training styles, one per held-out style, and the notes written by hand."
+    if isinstance(held_out_styles, str) or not set(held_out_styles) <= set(styles):
+        raise ValueError(f"held_out_styles={held_out_styles!r}: pass a tuple of styles from {styles}, e.g. ('narrative',).")
+    seen = tuple(s for s in styles if s not in held_out_styles)
     train_recs, test = clinic_split(n_train, n_test, seed=seed, corrupt=corrupt, styles=seen)
-    return dict(train=train_recs, val=held_out_notes(n_val, seed=seed + 1, styles=seen), test=test,
-                test_new_style=held_out_notes(n_test, seed=seed + 2, styles=(held_out_style,)) if held_out_style else [])
+    out = dict(train=train_recs, val=held_out_notes(n_val, seed=seed + 1, styles=seen), test=test)
+    out |= {f'test_{s}': held_out_notes(n_test, seed=seed + 2 + i, styles=(s,)) for i, s in enumerate(held_out_styles)}
+    return out | (dict(handwritten=handwritten_notes()) if handwritten else {})
+
 
 # %% ../nbs/10_medical_summaries.ipynb #d31dfd9e
+class InventedFacts(TextMetric):
+    "Each output's claims that its input does not support (`unsupported_claims`), their number, and a review flag when there is any."
+    inputs = ('predictions', 'sources')
+    def details(self, prediction:str, source:str)->dict: return dict(claims_unsupported=unsupported_claims(source, prediction))
+    def score(self, prediction:str, source:str)->dict:
+        n = len(unsupported_claims(source, prediction))
+        return dict(unsupported_claims=n, review=float(n > 0))
+
 def clinic_metrics()->list:
-    "Strict seven-line format compliance, fact recall, medication recall, ROUGE and exact match."
+    "Strict seven-line format compliance, fact recall, medication recall, the guard against invented facts, ROUGE and exact match."
     return [FormatCompliance(list(SUMMARY_SECTIONS), exact=True), FactRecall(clinic_facts), FactRecall(medication_facts, name='medication'),
-            Rouge(), ExactMatch()]
+            InventedFacts(), Rouge(), ExactMatch()]
+
 
 # %% ../nbs/10_medical_summaries.ipynb #bbbaa6f0
 def worked_example_config(output_dir:str|Path,      # the run folder
@@ -75,11 +94,12 @@ def clinic_systems(adapter_dir:str|Path,    # a training run's adapter/ folder
 
 def evaluate_clinic(systems:list,             # from `clinic_systems`
                     data:dict,                # from `worked_example_data`
-                    sets:tuple=('test', 'test_new_style'),  # which test sets
+                    sets:tuple|None=None,     # which test sets (default: every one in `data` but train and val)
                     batch_size:int=16,        # prompts per generation batch
                     max_new_tokens:int=176,   # room for the longest summary (152 tokens in 5,000 generated ones)
                    )->dict:                   # test set -> `EvalResult`
     "Every system on each test set, scored with `clinic_metrics`, the note as the source of facts."
+    sets = [k for k in data if k not in ('train', 'val')] if sets is None else sets
     return {name: compare(systems, data[name], clinic_metrics(), source_field='note', with_perplexity=False, batch_size=batch_size,
                           max_new_tokens=max_new_tokens) for name in sets if data.get(name)}
 
@@ -96,7 +116,8 @@ CHART_METRICS = ('format_compliance', 'fact_recall', 'medication_recall', 'rouge
 
 def report_table(results:dict)->pd.DataFrame:
     "The headline figures: one row per test set and system."
-    cols = ['format_compliance', 'fact_recall', 'medication_recall', 'unsupported_facts', 'rougeL', 'exact_match', 'prompt_tokens', 'new_tokens', 'examples_per_s']
+    cols = ['format_compliance', 'fact_recall', 'medication_recall', 'unsupported_facts', 'unsupported_claims', 'review', 'rougeL', 'exact_match',
+            'prompt_tokens', 'new_tokens', 'examples_per_s']
     return pd.concat({name: r.summary.reindex(columns=cols) for name, r in results.items()}, names=['test set', 'system'])
 
 # %% ../nbs/10_medical_summaries.ipynb #b02fa93a
@@ -109,6 +130,16 @@ def _samples_md(result, n:int=2)->str:
         out += [f"**{r.system}** (format compliance {r.format_compliance:.0f}, fact recall {r.fact_recall:.2f})\n\n```\n{r.output}\n```\n" for r in rows.itertuples()]
     return '\n'.join(out)
 
+def _review_md(results:dict, system:str=TUNED_NAME)->str:
+    "The summaries the guard flags for review, per test set: the example's number and each claim its note does not support."
+    out = []
+    for name, r in results.items():
+        ex = r.examples[r.examples.system == system]
+        flagged = ex[ex.review > 0]
+        out.append(f"### {TEST_SETS.get(name, name)} (`{name}`): {len(flagged)} of {len(ex)} flagged\n\n"
+                   + ''.join(f"- example {e.example}: {e.claims_unsupported}\n" for e in flagged.itertuples()))
+    return '\n'.join(out)
+
 def write_report(out_dir:str|Path,  # the run folder
                  train_result,      # the `TrainResult` of the run
                  results:dict,      # from `evaluate_clinic`
@@ -119,32 +150,33 @@ def write_report(out_dir:str|Path,  # the run folder
     out, path = Path(out_dir), pretrained_model(model)
     for name, r in results.items():
         save_results(r, out, f'eval-{name}')
-        plot_comparison(r, CHART_METRICS, title=f"{name}: {len(r.examples.example.unique())} held-out notes").savefig(out/f'comparison-{name}.png', dpi=110, bbox_inches='tight')
+        plot_comparison(r, CHART_METRICS, title=f"{TEST_SETS.get(name, name)} ({len(r.examples.example.unique())})").savefig(out/f'comparison-{name}.png', dpi=110, bbox_inches='tight')
     metrics = dict(model=str(model or default_model()), model_source=model_note(path), machine=machine_info(),
                    data={k: len(v) for k,v in data.items()}, train=train_result.summary(),
                    results={name: json.loads(r.summary.to_json(orient='index')) for name, r in results.items()})
     write_atomic(out/'metrics.json', json.dumps(metrics, indent=2, default=str))
     table = report_table(results).round(3).reset_index().to_markdown(index=False)
     md = (f"# Worked example: clinic notes to standardized summaries\n\nModel: {metrics['model_source']}.\n\nMachine: {', '.join(f'{k} {v}' for k,v in metrics['machine'].items())}.\n\n"
-          f"Data: {metrics['data']} notes; the test set `test_new_style` is written in a style kept out of training.\n\n"
-          f"Training: {train_result.steps} steps, ended: {train_result.ended}, best validation loss {train_result.best_val_loss:.4f} at step "
+          f"Data: {metrics['data']} notes. Test sets: " + '; '.join(f'`{k}`, {TEST_SETS.get(k, k)}' for k in results) + '.\n\n'
+          + f"Training: {train_result.steps} steps, ended: {train_result.ended}, best validation loss {train_result.best_val_loss:.4f} at step "
           f"{train_result.best_step}, {train_result.tokens_per_second:.0f} tokens/s, {train_result.train_seconds/60:.1f} minutes.\n\n"
           f"![loss](loss.png)\n\n## Results\n\n{table}\n\n" + ''.join(f"![{n}](comparison-{n}.png)\n\n" for n in results)
-          + '## Sample outputs\n\n' + '\n'.join(_samples_md(r) for r in results.values()))
+          + f'## Summaries flagged for review ({TUNED_NAME})\n\nClaims of a summary that its note does not support (`unsupported_claims`).\n\n'
+          + _review_md(results) + '\n## Sample outputs\n\n' + '\n'.join(_samples_md(r) for r in results.values()))
     return write_atomic(out/'report.md', md)
 
 # %% ../nbs/10_medical_summaries.ipynb #2266b659
 def worked_example(out_dir:str|Path|None=None, # the run folder (default: runs/<timestamp>)
                    model:str|None=None,        # default: `default_model()`
-                   n_train:int=384, n_val:int=32, n_test:int=40,  # notes in each set
-                   held_out_style:str='narrative', # the writing style kept out of training
+                   n_train:int=1000, n_val:int=40, n_test:int=40,  # notes in each set (the data's, not make demo's; see `ftbook demo`)
+                   held_out_styles:tuple=HELD_OUT_STYLES, # the writing styles kept out of training
                    epochs:float=1.0, lr:float=1e-3, eval_every:int=12, seed:int=0,
                    max_new_tokens:int=176,     # room for the longest summary
                    progress_bar:bool=True,     # the training progress bar
                   )->dict:                     # {'out_dir', 'train', 'results', 'report'}
     "Generate the data, fine-tune, evaluate against the prompted base model, and write the report."
     out = Path(out_dir or f"runs/{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    data = worked_example_data(n_train, n_val, n_test, held_out_style, seed)
+    data = worked_example_data(n_train, n_val, n_test, held_out_styles, seed)
     config = worked_example_config(out, model, epochs=epochs, lr=lr, eval_every=eval_every)
     result = train(config, data['train'], data['val'], progress_bar=progress_bar)
     results = evaluate_clinic(clinic_systems(result.adapter_dir, data['train'][0], model), data, max_new_tokens=max_new_tokens)
