@@ -498,9 +498,10 @@ def _box(title:str, text_html:str, note:str='', footer:str='')->str:
             f'<div style="white-space:pre-wrap;font-family:monospace;font-size:12px;margin-top:4px">{text_html}</div>{footer}</div>')
 
 def _system_box(r:pd.Series)->str:
-    "One system's column: its output with differences highlighted, token counts, whether it stopped, its scores."
+    "One system's column: its output with differences highlighted, token counts, whether it stopped, a metric's review flag, its scores."
     stop = 'stopped at EOS' if r.stopped else '<b style="color:#b00">cut at max_new_tokens</b>'
-    return _box(html.escape(r.system), diff_html(r.output, r.reference), f'{r.prompt_tokens} prompt tokens, {r.new_tokens} new, {stop}',
+    review = ', <b style="color:#b00">flagged for review</b>' if r.get('review', 0) > 0 else ''  # a metric's `review` score (the clinic's guard has one)
+    return _box(html.escape(r.system), diff_html(r.output, r.reference), f'{r.prompt_tokens} prompt tokens, {r.new_tokens} new, {stop}{review}',
                 _scores_html(r))
 
 def explore_html(rows:pd.DataFrame, # rows of `EvalResult.examples` for one example, one per system to show

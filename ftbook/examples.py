@@ -250,11 +250,11 @@ MISSPELLINGS = {'patient': 'pateint', 'reports': 'reprots', 'history': 'histroy'
                 'tenderness': 'tendernes', 'pressure': 'presure', 'swelling': 'sweling', 'return': 'retrun', 'breathing': 'breating'}
 
 def in_units(v:dict, rng:random.Random)->dict:
-    "`v` with its temperature in Fahrenheit (2 visits in 5) and its weight in pounds (3 in 10): the note and the summary both use them."
+    "`v` with its temperature in Fahrenheit (2 visits in 5), its weight in pounds (3 in 10) and some drugs by brand: the note and the summary both use them."
     vit = dict(v['vitals'])
     if rng.random() < 0.4: vit.update(temp=round(vit['temp'] * 9/5 + 32, 1), temp_unit='F')
     if rng.random() < 0.3: vit.update(wt=round(vit['wt'] * 2.2046), wt_unit='lb')
-    return dict(v, vitals=vit)
+    return dict(v, vitals=vit, meds=[branded(m, rng) for m in v['meds']])
 
 def _words(v:dict)->str:
     "Everything the visit says, lower-cased: a negative or a normal lab that would contradict it is left out."
@@ -280,7 +280,7 @@ def misspelled(text:str, rng:random.Random, p:float=0.3)->str:
     return re.sub(r'\b(' + '|'.join(MISSPELLINGS) + r')\b', lambda m: MISSPELLINGS[m[1]] if rng.random() < p else m[1], text)
 
 def branded(m:dict, rng:random.Random, p:float=0.35)->dict:
-    "The medication named by a brand (with probability `p`) when it has one; the dose and everything else unchanged."
+    "The medication named by a brand (with probability `p`) when it has one; the dose and everything else unchanged. The summary keeps the brand."
     return dict(m, drug=rng.choice(BRANDS[m['drug']])) if m['drug'] in BRANDS and rng.random() < p else m
 
 
@@ -296,7 +296,7 @@ def telegraphic_note(v:dict, rng:random.Random)->str:
     "Shorthand without punctuation: '58M exertional CP x2wk hx HTN nkda bp 150/92 hr 88 ...', lower case after the patient."
     hx, allergy, labs = _past(v), _allergy(v, rng), normal_labs(v, rng)
     vit = [rng.choice(VITAL_WORDS[k][2]).format(**v['vitals']) for k in _shown_vitals(v, rng)]
-    meds = ' '.join(medication_text(branded(m, rng), rng, 'terse') for m in v['meds'])
+    meds = ' '.join(medication_text(m, rng, 'terse') for m in v['meds'])
     parts = [', '.join(t for _,t in v['details']), *(f'no {t}' for _,t in negatives(v, rng)),
              ('hx ' + ' '.join(t for _,t in hx)) if hx else 'no pmhx', f'allergic {allergy[1]}' if allergy else 'nkda', ' '.join(vit),
              rng.choice(['oe ', 'exam ', '']) + ' '.join(t for _,t in v['findings']), *(t for _,t in v['tests']), *([labs[1]] if labs else []),
@@ -327,9 +327,9 @@ def dictated_note(v:dict, rng:random.Random)->str:
     he, his, him = ('he', 'his', 'him') if v['sex'] == 'male' else ('she', 'her', 'her')
     fill = lambda: rng.choice(_FILLERS) + ', ' if rng.random() < 0.5 else ''
     vit = {k: VITAL_WORDS[k][1].format(**v['vitals']).replace('/', ' over ') for k in _shown_vitals(v, rng)}
-    meds = [_spoken_med(branded(m, rng)) for m in v['meds']]
+    meds = [_spoken_med(m) for m in v['meds']]
     if meds and rng.random() < 0.5:  # a dose corrected: the drug said again with the right dose, as a dictating doctor does
-        i = rng.randrange(len(meds)); m = branded(v['meds'][i], rng, 0)
+        i = rng.randrange(len(meds)); m = v['meds'][i]
         meds[i] = _said_wrong(meds[i], _spoken_med(dict(m, dose=m['dose'] * rng.choice([2, 0.5]))), rng)
     elif 'hr' in vit and rng.random() < 0.6:  # the heart rate corrected
         hr = v['vitals']['hr']; vit['hr'] = f"heart rate {_said_wrong(str(hr), str(hr + rng.choice([-10, -6, 6, 10])), rng)}"
@@ -362,7 +362,7 @@ def bullets_note(v:dict, rng:random.Random)->str:
     lines += [f"{b} {_mix(labs, rng, lvl)}"] if labs else []
     lines += [f"{b} {rng.choice(['Impression', 'Assessment', 'Dx', 'Diagnosis'])}: {_mix(v['assessment'], rng, lvl)}", f"{b} {rng.choice(['Plan', 'Management', 'Mx'])}:"]
     lines += [f"{sub} {_cap(_mix(p, rng, lvl))}" for p in v['plan']]
-    lines += [f"{sub} {rng.choice(['Start', 'Rx', 'New'])} {medication_text(branded(m, rng), rng, 'soap')}" for m in v['meds']] or [f"{sub} No new medication"]
+    lines += [f"{sub} {rng.choice(['Start', 'Rx', 'New'])} {medication_text(m, rng, 'soap')}" for m in v['meds']] or [f"{sub} No new medication"]
     lines += [f"{b} {_follow_up(v['follow_up'], rng, 'soap')}"]
     return misspelled('\n'.join(lines), rng)
 
@@ -371,7 +371,7 @@ def ehr_note(v:dict, rng:random.Random)->str:
     hx, allergy, labs, negs = _past(v), _allergy(v, rng), normal_labs(v, rng), negatives(v, rng)
     vit = ' '.join(f"{k.upper()}={rng.choice(VITAL_WORDS[k][2]).format(**v['vitals']).split(' ', 1)[1].replace(' ', '')}" for k in _shown_vitals(v, rng))
     n, unit = v['duration']
-    meds = [f"{medication_text(branded(m, rng), rng, 'soap').upper()}" for m in v['meds']]
+    meds = [f"{medication_text(m, rng, 'soap').upper()}" for m in v['meds']]
     fu = 'PRN' if v['follow_up'] == 'prn' else units_text(*v['follow_up']).upper()
     fields = [('ENCOUNTER', f"Office visit {rng.randint(2024, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} {rng.randint(7, 18):02d}:{rng.randint(0, 59):02d}"),
               ('AGE', str(v['age'])), ('SEX', rng.choice([_sex_letter(v), v['sex'].upper()])),
@@ -390,7 +390,7 @@ def handover_note(v:dict, rng:random.Random)->str:
     "A handover between colleagues: where the patient is, the story in one breath, 'obs', 'jobs' and the plan."
     lvl, hx, allergy, negs = rng.random(), _past(v), _allergy(v, rng), negatives(v, rng)
     vit = [(rng.choice(VITAL_WORDS[k][2]) if rng.random() < lvl else VITAL_WORDS[k][1]).format(**v['vitals']) for k in _shown_vitals(v, rng)]
-    meds = [medication_text(branded(m, rng), rng, 'soap') for m in v['meds']]
+    meds = [medication_text(m, rng, 'soap') for m in v['meds']]
     where = rng.choice([f'Bed {rng.randint(1, 20)}', f'Room {rng.randint(1, 30)}', f'Cubicle {rng.randint(1, 12)}'])
     age, sex = v['age'], _sex_letter(v)
     s = [f"{where}: {rng.choice([f'{age}{sex}', person_text(v, rng, 'soap')])}, in with {_mix(v['complaint'], rng, lvl)} "
@@ -407,7 +407,7 @@ def plan_first_note(v:dict, rng:random.Random)->str:
     "The plan and prescriptions first, then the story, the findings and the assessment."
     lvl, hx, allergy, labs, negs = rng.random(), _past(v), _allergy(v, rng), normal_labs(v, rng), negatives(v, rng)
     vit = [(rng.choice(VITAL_WORDS[k][2]) if rng.random() < lvl else VITAL_WORDS[k][1]).format(**v['vitals']) for k in _shown_vitals(v, rng)]
-    meds = [f"{rng.choice(['Start', 'Rx', 'Prescribed'])} {medication_text(branded(m, rng), rng, 'soap')}" for m in v['meds']] or ['No medication today']
+    meds = [f"{rng.choice(['Start', 'Rx', 'Prescribed'])} {medication_text(m, rng, 'soap')}" for m in v['meds']] or ['No medication today']
     plan = '. '.join([_cap(_mix(p, rng, lvl)) for p in v['plan']] + meds) + '. ' + _follow_up(v['follow_up'], rng, 'soap')
     story = [f"{person_text(v, rng, 'soap')} {rng.choice(['with', 'presenting with', 'seen for'])} {_mix(v['complaint'], rng, lvl)} for {duration_text(v['duration'], rng, 'soap')}",
              _cap('; '.join(_mix(d, rng, lvl) for d in v['details']))]
