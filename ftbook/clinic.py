@@ -217,13 +217,44 @@ def _affirms(text:str, term:str)->bool:
     return any(not _negated_at(c, m.start(), _NOT_STATED, _NOT_STATED_LIST) for c in _clauses(text) for m in pat.finditer(c))
 
 
+# %% ../nbs/04b_clinic.ipynb #guard-rev
+_VITAL_LABELS = {'heart rate': r'heart rate|HR|pulse|P', 'respiratory rate': r'respiratory rate|RR|resp(?:irations)?', 'temperature': r'temperature|temp|T|fever|febrile',
+                 'SpO2': r'SpO2|O2 sat|sat(?:uration)?s?|oxygen saturation', 'BP': r'BP|blood pressure', 'weight': r'weigh(?:t|s|ed)|wt'}
+_VITAL_SAID = re.compile(r'\b(heart rate|respiratory rate|temperature|SpO2|BP|weight)\s+(\d+(?:\.\d+)?(?:/\d+)?)', re.I)
+
+def _vital_in(note:str, name:str, value:str)->bool:
+    "Whether `note` gives vital `name` the value `value`: the value within 30 characters after one of its labels ('HR 88', 'pulse was 88', 'BP=150/92')."
+    canon = {k.lower(): k for k in _VITAL_LABELS}[name.lower()]
+    value = value.replace('/', r'\s*(?:/|over)\s*')
+    if canon == 'BP': return re.search(rf'(?<![\d.]){value}(?![\d])', note) is not None  # a pressure written 150/92 is a blood pressure wherever it stands
+    if canon == 'temperature' and re.search(rf'(?<![\d.]){value}\s*°?\s*[CF]\b', note): return True  # '102.2 F at home'
+    return re.search(rf'\b(?:{_VITAL_LABELS[canon]})\b[^\n]{{0,30}}?(?<![\d.]){value}(?![\d])', note, re.I) is not None
+
+_DOSED = re.compile(rf"\b([A-Za-z][A-Za-z-]+)\s+(?:for\s+)?{_dose_re('x')}")  # 'atropiole 40 mg', 'Advil for 5 mg'
+_DRUG_NAME = re.compile(rf'\b({_NAME})\b', re.I)
+_NOT_DRUG = {'of', 'to', 'from', 'and', 'or', 'with', 'dose', 'daily', 'total', 'then', 'was', 'is', 'at', 'by', 'every', 'about'}
+
+def dose_claims(note:str, summary:str)->list:
+    "A summary's doses its note does not give: a named drug with another dose wherever it is written ('Advil for 5 mg'), or a dose after a word that is no drug of the note."
+    facts, named, out = clinic_facts(note), _drugs_named(note), []
+    inside = [range(*n.span()) for n in _DRUG_NAME.finditer(summary)]
+    for m in _DOSED.finditer(summary):
+        word, dose = m[1], normalize_dose(m['nx'], m['ux'])
+        if any(m.start(1) in r for r in inside) and word.lower() not in _DRUG: continue  # 'glycol' of polyethylene glycol
+        if word.lower() in _DRUG:
+            drug = _DRUG[word.lower()]
+            if drug in named and f'{drug} {dose}' not in facts: out.append(f'dose {drug} {dose}')
+        elif m['ux'] not in ('%', 'percent') and word.lower() not in _NOT_DRUG and not re.search(rf'\b{re.escape(word)}\b', note, re.I): out.append(f"drug {word} (not in the formulary or the note)")
+    return out
+
+
 # %% ../nbs/04b_clinic.ipynb #guard-c
 _FINDINGS = ('Patient', 'Chief complaint', 'Key findings', 'Assessment')  # the sections that state findings ('return if fever' in the plan does not)
 
 def unsupported_claims(note:str,    # what the model was given
                        summary:str, # what it wrote
                       )->list:      # each claim of `summary` that `note` does not support, in words; empty when none is found
-    "The claims of a summary its note does not support: age, sex, drugs and doses, other numbers, the side of the body, and findings the note negates."
+    "The claims of a summary its note does not support: age, sex, drugs and doses, vital signs, other numbers, the side of the body, and findings the note negates."
     facts = clinic_facts(note)
     out = [f'age {a}' for a in sorted({f[4:] for f in clinic_facts(summary) if f.startswith('age ')} - {f[4:] for f in facts if f.startswith('age ')})]
     said = {f[4:] for f in clinic_facts(summary) if f.startswith('sex ')} | {w.lower() for w in re.findall(r'\b(male|female)\b', summary, re.I)}
@@ -231,8 +262,12 @@ def unsupported_claims(note:str,    # what the model was given
     named = _drugs_named(note)
     out += [f'drug {d}' for d in sorted(_drugs_named(summary) - named)]
     out += [f'dose {f}' for f in sorted(medication_facts(summary) - facts) if any(f.startswith(d + ' ') for d in named)]  # a drug not in the note is flagged once
+    out += [c for c in dict.fromkeys(dose_claims(note, summary)) if c not in out]
+    vitals = [(name, v) for name, v in dict.fromkeys(_VITAL_SAID.findall(summary)) if not _vital_in(note, name, v)]  # a value put on the wrong vital sign
+    out += [f'{name if name == "SpO2" or name.isupper() else name.lower()} {v}' for name, v in vitals]
     rest = _FACT.sub(' ', _AGE.sub(' ', summary))  # numbers outside ages and doses, which are checked above in normal form
-    out += [f'number {n}' for n in sorted(_numbers(rest, loose=False) - _numbers(note), key=float)]
+    said = {n for _, v in vitals for n in _numbers(v, loose=False)}
+    out += [f'number {n}' for n in sorted(_numbers(rest, loose=False) - _numbers(note) - said, key=float)]
     out += [f'side {s}' for s in sorted({w.lower().replace('bilaterally', 'bilateral') for w in _SIDE_WORD.findall(summary)}) if not _SIDES[s].search(note)]
     found = '\n'.join(c for k,c in parse_summary(summary).items() if k in _FINDINGS) or summary  # what it says of the patient, not the advice
     out += [f'negated in the note: {t}' for t in sorted(negated_terms(note)) if _affirms(found, t) and not _affirms(note, t)]

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import datetime, json
 from pathlib import Path
-import pandas as pd, torch
+import matplotlib.pyplot as plt, pandas as pd, torch
 from .core import machine_info, write_atomic
 from .quant import default_model, load_model, pretrained_model
 from .data import PromptTemplate
@@ -150,7 +150,8 @@ def write_report(out_dir:str|Path,  # the run folder
     out, path = Path(out_dir), pretrained_model(model)
     for name, r in results.items():
         save_results(r, out, f'eval-{name}')
-        plot_comparison(r, CHART_METRICS, title=f"{TEST_SETS.get(name, name)} ({len(r.examples.example.unique())})").savefig(out/f'comparison-{name}.png', dpi=110, bbox_inches='tight')
+        fig = plot_comparison(r, CHART_METRICS, title=f"{TEST_SETS.get(name, name)} ({len(r.examples.example.unique())})")
+        fig.savefig(out/f'comparison-{name}.png', dpi=110, bbox_inches='tight'); plt.close(fig)  # saved for the report, not shown again
     metrics = dict(model=str(model or default_model()), model_source=model_note(path), machine=machine_info(),
                    data={k: len(v) for k,v in data.items()}, train=train_result.summary(),
                    results={name: json.loads(r.summary.to_json(orient='index')) for name, r in results.items()})
