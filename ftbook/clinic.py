@@ -163,12 +163,12 @@ def medication_facts(text:str)->set:
 _WORD_NUMBER = dict(zip('one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty'.split(),
                         range(1, 21))) | dict(thirty=30, forty=40, fifty=50, sixty=60, seventy=70, eighty=80, ninety=90, a=1, an=1)
 _NUMBER_RE = re.compile(r'\d[\d,]*(?:\.\d+)?|\.\d+')
-_WORD_NUMBER_RE = re.compile(r'(?<![\w.])(?:\d[\d,]*(?:\.\d+)?|\.\d+)')  # a number standing alone (not the 2 of SpO2)
+_LONE_NUMBER = re.compile(r'(?<![\w.])(?:\d[\d,]*(?:\.\d+)?|\.\d+)')  # a number standing alone (not the 2 of SpO2)
 _COUNTED = re.compile(r'\b(' + '|'.join(_WORD_NUMBER) + r')[\s-]+(?:days?|weeks?|months?|years?|hours?|times?|tablets?|puffs?|doses?|pillows?|blocks?|flights?)\b', re.I)
 
 def _numbers(text:str, loose:bool=True)->set:
     "The numbers of `text` written one way ('1,000' -> '1000', '0.50' -> '0.5'); `loose`: digits inside words too (T2DM, q4h) and counted words ('three days')."
-    found = {plain_number(float(n.replace(',', ''))) for n in (_NUMBER_RE if loose else _WORD_NUMBER_RE).findall(text)}
+    found = {plain_number(float(n.replace(',', ''))) for n in (_NUMBER_RE if loose else _LONE_NUMBER).findall(text)}
     return found | ({str(_WORD_NUMBER[w.lower()]) for w in _COUNTED.findall(text)} if loose else set())
 
 _MALE, _FEMALE = re.compile(r'\b(?:he|him|his|mr)\b', re.I), re.compile(r'\b(?:she|her|hers|mrs|ms)\b', re.I)
@@ -181,9 +181,11 @@ _SIDES = {'left': re.compile(r'\b(?:left|lt|L|L[LU]Q|L[LU]L)\b', re.I), 'right':
           'bilateral': re.compile(r'\b(?:bilateral(?:ly)?|bilat|both)\b', re.I)}
 _SIDE_WORD = re.compile(r'\b(left|right|bilateral(?:ly)?)\b', re.I)
 
+_DRUG_NAME = re.compile(rf'\b({_NAME})\b', re.I)  # any name of a formulary drug: generic, abbreviation, synonym, brand
+
 def _drugs_named(text:str)->set:
     "The drugs `text` names, with or without a dose, as formulary names."
-    return {_DRUG[m.lower()] for m in re.findall(rf'\b({_NAME})\b', text, re.I)}
+    return {_DRUG[m.lower()] for m in _DRUG_NAME.findall(text)}
 
 
 # %% ../nbs/04b_clinic.ipynb #guard-b
@@ -231,7 +233,6 @@ def _vital_in(note:str, name:str, value:str)->bool:
     return re.search(rf'\b(?:{_VITAL_LABELS[canon]})\b[^\n]{{0,30}}?(?<![\d.]){value}(?![\d])', note, re.I) is not None
 
 _DOSED = re.compile(rf"\b([A-Za-z][A-Za-z-]+)\s+(?:for\s+)?{_dose_re('x')}")  # 'atropiole 40 mg', 'Advil for 5 mg'
-_DRUG_NAME = re.compile(rf'\b({_NAME})\b', re.I)
 _NOT_DRUG = {'of', 'to', 'from', 'and', 'or', 'with', 'dose', 'daily', 'total', 'then', 'was', 'is', 'at', 'by', 'every', 'about'}
 
 def dose_claims(note:str, summary:str)->list:
