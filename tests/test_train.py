@@ -69,6 +69,24 @@ def test_gradient_accumulation_gives_the_same_loss_and_update(tmp_path):
     for key in ('loss', 'grad_norm'):  # a mean of per-micro-batch means would change both
         assert abs(logs[0][key] - logs[1][key]) < 1e-4 * logs[0][key], (key, logs)
 
+def test_two_ddp_processes_give_the_loss_and_gradient_of_one(tmp_path):
+    """One step over 8 rows: two DDP processes with 4 rows each (different numbers of loss tokens on each), or one process with all 8.
+    The loss is normalised over the loss tokens of both processes together, so the logged loss and gradient norm are the same."""
+    records = tmp_path/'records.jsonl'
+    records.write_text(''.join(json.dumps(r) + '\n' for r in arithmetic(10)))  # val=0.2: 8 training rows, one step either way
+    logs = {}
+    for name, procs in [('one', 1), ('two', 2)]:
+        cfg = tiny_config(tmp_path/name, **{'data.path': str(records), 'data.val': 0.2, 'train.batch_size': 8 // procs,
+                                           'train.max_steps': 1, 'train.lr': 1e-2}).save(tmp_path/f'{name}.yaml')
+        launch = [str(BIN/'accelerate'), 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
+                  '--mixed_precision', 'no', '--dynamo_backend', 'no'] if procs == 2 else []
+        out = subprocess.run([*launch, str(BIN/'ftbook'), 'train', str(tmp_path/f'{name}.yaml')], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert json.loads((tmp_path/name/'result.json').read_text())['world_size'] == procs
+        logs[name] = json.loads((tmp_path/name/'checkpoints'/'checkpoint-1'/'trainer_state.json').read_text())['log_history'][0]
+    for key in ('loss', 'grad_norm'):  # a mean of per-process means, or a sum over processes, would change both
+        assert abs(logs['one'][key] - logs['two'][key]) < 1e-4 * logs['one'][key], (key, logs)
+
 def test_early_stopping_ends_a_run_built_to_overfit(tmp_path):
     "Eight training pairs, a high learning rate and 40 epochs: validation stops improving and the run ends early, keeping the best adapter."
     res = train(tiny_config(tmp_path/'run', **{'train.batch_size': 4, 'train.epochs': 40, 'train.lr': 5e-2, 'train.eval_every': 2, 'train.patience': 2}),
