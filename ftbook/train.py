@@ -70,7 +70,7 @@ def add_lora(model,              # a model from `load_model` (4-bit or not)
             ):                   # a PEFT model whose only trainable weights are the adapters
     "Freeze `model` and wrap it with trainable LoRA adapters, as configured."
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    unpack_for_training(model)
+    quiet_checkpointing_rename(); unpack_for_training(model)
     if getattr(model, 'is_loaded_in_4bit', False) and model.get_input_embeddings().weight.dtype == torch.float16:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # float16's small range: 16-bit weights to float32
     return get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
@@ -285,11 +285,79 @@ def adapter_input_casts(model,        # a PEFT model
     return len(layers)
 
 class TrainingLayout(TrainerCallback):
-    "While training: no CPU inference repacking of 4-bit layers (its kernel has no backward pass), and no float32 copies of adapter inputs under mixed precision."
+    """While training: no CPU inference repacking of 4-bit layers (its kernel has no backward pass), no float32 copies of adapter inputs
+    under mixed precision, and norms and gates that keep only their inputs for backward (unless gradient checkpointing recomputes whole layers)."""
     def on_train_begin(self, args, state, control, model=None, **kw):
         cpu_inference_repacking(model, False); adapter_input_casts(model, not (args.bf16 or args.fp16))
+        recompute_elementwise(model, not args.gradient_checkpointing)
     def on_train_end(self, args, state, control, model=None, **kw):
-        cpu_inference_repacking(model, True); adapter_input_casts(model, True)
+        cpu_inference_repacking(model, True); adapter_input_casts(model, True); recompute_elementwise(model, False)
+
+# %% ../nbs/03_train.ipynb #a7c3e002
+class _Recompute(torch.autograd.Function):
+    "`fn(*inputs)` keeping only its inputs for the backward pass, where it runs again (under the same autocast) to get the gradients."
+    @staticmethod
+    def forward(ctx, fn, *inputs):
+        dev = inputs[0].device.type
+        ctx.fn, ctx.autocast = fn, (dev, torch.get_autocast_dtype(dev), torch.is_autocast_enabled(dev))
+        ctx.save_for_backward(*inputs)
+        return fn(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inputs = [x.detach().requires_grad_(need) for x, need in zip(ctx.saved_tensors, ctx.needs_input_grad[1:])]
+        dev, dtype, on = ctx.autocast
+        with torch.enable_grad(), torch.autocast(dev, dtype=dtype, enabled=on): out = ctx.fn(*inputs)
+        wanted = [x for x in inputs if x.requires_grad]
+        got = iter(torch.autograd.grad(out, wanted, grad) if wanted else ())
+        return (None, *(next(got) if x.requires_grad else None for x in inputs))
+
+def _recomputing_forward(m):
+    "A forward for `m` that keeps only its 16-bit inputs for backward (a frozen RMSNorm, or a gated MLP's product), or None."
+    if type(m).__name__.endswith('RMSNorm') and not any(p.requires_grad for p in m.parameters()):
+        return lambda x: _Recompute.apply(m._ftbook_forward, x)
+    act = getattr(m, 'act_fn', None) or getattr(m, 'activation_fn', None)
+    if act is None or not hasattr(m, 'down_proj'): return None
+    gated = lambda gate, up: act(gate) * up
+    if hasattr(m, 'gate_proj') and hasattr(m, 'up_proj'): return lambda x: m.down_proj(_Recompute.apply(gated, m.gate_proj(x), m.up_proj(x)))
+    if hasattr(m, 'gate_up_proj'): return lambda x: m.down_proj(_Recompute.apply(gated, *m.gate_up_proj(x).chunk(2, dim=-1)))
+
+def _same_forward(m, new)->bool:
+    "Whether `new` computes what the module's own forward does, on one random input (dropout drawn alike); False if either fails."
+    try:
+        first = m.gate_proj if hasattr(m, 'gate_proj') else m.gate_up_proj
+        dtype = next((p.dtype for p in m.parameters() if p.is_floating_point() and p.element_size() == 2), torch.bfloat16)
+        outs = []
+        with torch.random.fork_rng():  # the caller's random state is left as it was
+            x = torch.randn(1, 2, first.in_features, device=first.weight.device, dtype=dtype)
+            for f in (m._ftbook_forward, new):
+                with torch.no_grad(), torch.random.fork_rng(), torch.autocast(x.device.type, dtype=dtype):
+                    torch.manual_seed(0); outs.append(f(x))
+        return torch.equal(*outs)
+    except Exception: return False  # not the gated MLP it looks like
+
+def _restore_forward(m):
+    "Give `m` back the forward it had before `recompute_elementwise` (its class's, or a wrapper another library set)."
+    orig = m._ftbook_forward; del m._ftbook_forward
+    if getattr(orig, '__func__', None) is type(m).forward: vars(m).pop('forward', None)
+    else: m.forward = orig
+
+def recompute_elementwise(model,        # a model (PEFT or not)
+                          enabled:bool, # True: norms and gates keep only their inputs; False: the modules' own forwards
+                         )->int:        # the number of modules changed
+    "Make each frozen RMSNorm and each gated MLP product keep only its 16-bit inputs for backward, and run again there."
+    n = 0
+    for m in model.modules():
+        if not enabled:
+            if hasattr(m, '_ftbook_forward'): _restore_forward(m); n += 1
+            continue
+        if hasattr(m, '_ftbook_forward'): n += 1; continue
+        m._ftbook_forward = m.forward
+        new = _recomputing_forward(m)
+        if new is not None and (type(m).__name__.endswith('RMSNorm') or _same_forward(m, new)): m.forward = new; n += 1
+        else: _restore_forward(m)
+    return n
+
 
 # %% ../nbs/03_train.ipynb #e828d9d5
 class LossGuard(TrainerCallback):
