@@ -34,6 +34,7 @@ dev_requirements = [
     'pytest>=9',
     'smalldocs>=0.5.4',       # offline docs build where Quarto is not installed
     'pillow>=11',             # screenshot check of the docs site
+    'playwright>=1.50',       # drives the Debian chromium over every page of the docs site (tools/site_check.py); no browser download
     'trl>=1.16',              # the peer `make bench` compares training with (SFTTrainer)
 ]
 

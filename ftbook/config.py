@@ -149,10 +149,10 @@ CONFIG_SECTIONS = {'model': ModelSettings, 'lora': LoraSettings, 'data': DataSet
 class RunConfig:
     "Everything a training run needs, saved as YAML beside the run so it can be repeated and compared."
     output_dir:str = 'runs/ftbook'  # the run folder: config, checkpoints, adapter, history, plots
-    model:ModelSettings = field(default_factory=ModelSettings)
-    lora:LoraSettings = field(default_factory=LoraSettings)
-    data:DataSettings = field(default_factory=DataSettings)
-    train:TrainSettings = field(default_factory=TrainSettings)
+    model:ModelSettings = field(default_factory=ModelSettings)  # which pretrained model, and how it is loaded
+    lora:LoraSettings = field(default_factory=LoraSettings)     # the trainable adapters
+    data:DataSettings = field(default_factory=DataSettings)     # where the pairs come from, and how they become rows
+    train:TrainSettings = field(default_factory=TrainSettings)  # the schedule: how long, how fast, validation and checkpoints
 
     def problems(self)->list:
         "Every problem of every section (an empty list when the configuration can run)."

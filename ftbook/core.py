@@ -35,7 +35,7 @@ def pick_device(device:str|None=None, # 'cuda', 'cpu', 'mps', or None to choose 
 
 # %% ../nbs/00_core.ipynb #b2e3e432
 def pick_dtype(device:str|torch.device|None=None, # device the computation runs on (default: `pick_device()`)
-              )->torch.dtype:
+              )->torch.dtype: # bfloat16, float16 or float32
     "The compute dtype for `device`: bf16 where it is native, else float16 on old GPUs and float32 on CPUs."
     device = pick_device(device) if not isinstance(device, torch.device) else device
     if device.type=='cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -133,28 +133,42 @@ def pause_point(name:str, # the point, e.g. 'checkpoint-written:4' (what, and at
 
 
 # %% ../nbs/00_core.ipynb #f45bb88d
+VAR_ARGS = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
 def param_table(sym)->str:
-    "Markdown table of `sym`'s parameters: type, default and the docment beside each, then the return value."
+    "Markdown table of `sym`'s parameters: type, default and the docment beside each, then the return value if documented. Pass-through `*args` and `**kwargs` have a row only when documented."
     from fastcore.docments import docments
-    def cell(o): return '' if o is inspect._empty else str(getattr(o, '__name__', o)).replace('|', '\\|')
+    def text(s): return (s or '').replace('<', '&lt;').replace('>', '&gt;')  # 'test_<style>' is text, not a tag that swallows the page
+    def cell(o): return '' if o is inspect._empty else text(str(getattr(o, '__name__', o))).replace('|', '\\|')
     params = docments(sym, full=True, returns=True)
     ret = params.pop('return', {})
-    rows = [f'| {k} | {cell(v["anno"])} | {cell(v["default"])} | {v["docment"] or ""} |'
-            for k,v in params.items() if not k.startswith('_') and k != 'self']
-    if ret.get('anno', inspect._empty) is not inspect._empty or ret.get('docment'):
-        rows.append(f'| **Returns** | {cell(ret["anno"])} | | {ret["docment"] or ""} |')
+    def default(v): return f'{cell(v["anno"])}()' if repr(v['default']) == '<factory>' else cell(v['default'])  # a dataclass field's default_factory
+    rows = [f'| {k} | {cell(v["anno"])} | {default(v)} | {text(v["docment"])} |'
+            for k,v in params.items() if not k.startswith('_') and k != 'self' and (v['docment'] or v.get('kind') not in (VAR_ARGS))]
+    if not inspect.isclass(sym) and ret.get('docment'):  # an undocumented return type is in the signature above
+        rows.append(f'| **Returns** | {cell(ret["anno"])} | | {text(ret["docment"])} |')
     return '\n'.join(['| | **Type** | **Default** | **Details** |', '|---|---|---|---|', *rows]) if rows else ''
 
 # %% ../nbs/00_core.ipynb #1c350c58
+def installed(sym):
+    "The package's own object for `sym`: the docs build runs the notebooks' cells, and a class defined there has no source file to read its field comments from."
+    name = getattr(sym, '__qualname__', None)
+    if name is None or getattr(sym, '__module__', '').startswith('ftbook.'): return sym
+    import importlib
+    from ftbook._modidx import d
+    module = next((m for m, syms in d['syms'].items() if f'{m}.{name}' in syms), None)
+    return getattr(importlib.import_module(module), name, sym) if module else sym
+
 def doc_renderer(sym,                  # the function or class to document
                  name:str|None=None,   # a name to show instead of `sym`'s own
                  title_level:int=3,    # heading level of the name
                 ):
-    "nbdev's `show_doc` markdown followed by `param_table` (the `renderer` named in settings.ini)."
+    "nbdev's `show_doc` markdown followed by `param_table` (the `renderer` named in settings.ini); a class shown as a class."
     from nbdev.showdoc import BasicMarkdownRenderer  # imported here: only the docs build needs nbdev
     from IPython.display import Markdown
-    doc = BasicMarkdownRenderer(sym, name=name, title_level=title_level)
+    doc = BasicMarkdownRenderer(installed(sym), name=name, title_level=title_level)
     tbl = param_table(doc.sym)
     sig = re.sub(r'```python\n(.*?)```', lambda m: m.group(0).replace(m.group(1), m.group(1).replace('`', '')),
                  doc._repr_markdown_(), count=1, flags=re.S)  # backticks in a code block would show as raw links
+    if inspect.isclass(doc.sym): sig = re.sub(r'```python\ndef (.*?)\)->None:', r'```python\nclass \1):', sig, count=1, flags=re.S)
     return Markdown(sig + ('\n\n' + tbl if tbl else ''))

@@ -35,7 +35,9 @@ def status_html(snap:dict, # a `TrainingMonitor` snapshot
 # %% ../nbs/03b_dashboard.ipynb #51bb89ed
 class Dashboard:
     "Live view of a run in a notebook: loss curves, progress, speed, time left, overfitting alarm and a Stop button."
-    def __init__(self, monitor:TrainingMonitor, title:str='Training'):
+    def __init__(self, monitor:TrainingMonitor, # the run's monitor, which the dashboard listens to
+                 title:str='Training',      # shown above the chart
+                ):
         import ipywidgets as W
         self.monitor, self.title, self.snapshot = monitor, title, {}
         self.bar = W.IntProgress(value=0, min=0, max=1, description='steps', layout=W.Layout(width='60%'))
@@ -120,7 +122,7 @@ def _controls(config:RunConfig)->dict:
 # %% ../nbs/03b_dashboard.ipynb #440bf77c
 def control_panel(config:RunConfig,            # the starting point; the panel changes its main hyperparameters
                   records=None,                # passed to every run, as to `train`
-                  val_records=None,
+                  val_records=None,            # validation records (default: split off the training records)
                  ):
     "Widgets for the main hyperparameters and a Start button that runs `BackgroundRun` with its dashboard below."
     import ipywidgets as W

@@ -203,7 +203,7 @@ def reads_messages(template:PromptTemplate)->bool:
 # %% ../nbs/02_data.ipynb #make-pairs
 def make_pairs(source,                             # anything `read_records` reads
                template:PromptTemplate|None=None,  # default: use 'prompt'/'completion' or 'messages' fields
-               encoding:str='utf-8',
+               encoding:str='utf-8',               # of a file given by path
               )->list:                             # [{'prompt', 'completion', 'system'}, ...], with 'messages' for conversations
     "Prompt/completion pairs from records, through `template`; `messages` records become conversations."
     records = read_records(source, encoding)
@@ -409,7 +409,8 @@ def _punctuation_table()->dict:
     "Every punctuation character of the Basic Multilingual Plane (categories P*) mapped to a space; symbols such as < > + = stay."
     return {cp: ' ' for cp in range(0x10000) if unicodedata.category(chr(cp)).startswith('P')}
 
-def normalize(text:str)->str:
+def normalize(text:str, # a prompt or any text
+             )->str:  # lower case, one space between words, no edge punctuation
     "Case-folded, punctuation as spaces, single spaces: the form in which near-identical texts become identical."
     return ' '.join(unicodedata.normalize('NFKC', text).casefold().translate(_punctuation_table()).split())
 

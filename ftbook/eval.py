@@ -117,7 +117,9 @@ def fact_extractor(vocabulary:tuple=(), # words or phrases that are facts wherev
     return facts
 
 # %% ../nbs/04_eval.ipynb #b47e2709
-def mentions(text:str, value:str)->bool:
+def mentions(text:str,  # where to look: a summary, an answer
+             value:str, # a fact: a drug and dose, an age, a name
+            )->bool:
     "Whether `text` states `value`: the same words and numbers in order, any case, a hyphen or space between them, an optional plural 's'."
     words = [w.rstrip('.') for w in re.findall(r'[\w$.%]+', value)]
     last = words[-1][:-1] if re.fullmatch(r'[a-z]{3,}s', words[-1]) else words[-1]  # 'hours' also matches 'hour'

@@ -204,7 +204,7 @@ def unpack_for_training(model, # a model that may have run inference on the CPU
 
 # %% ../nbs/01_quant.ipynb #a19670b3
 def plot_memory(report:pd.DataFrame, # from `memory_report`
-                title:str='Model memory by storage kind',
+                title:str='Model memory by storage kind', # the chart's title
                ):
     "Bar chart of MB by storage kind, measured against the same parameters in bf16."
     import matplotlib.pyplot as plt
@@ -246,7 +246,7 @@ def estimate_memory(config,                   # a transformers config, or a name
                     batch_size:int=1,         # examples per step
                     lora_r:int=16,            # LoRA rank, adapters on every linear layer
                     lora_dropout:float=0.05,  # above 0, every adapter keeps its dropped-out input and the mask
-                    gradient_checkpointing:bool=True,
+                    gradient_checkpointing:bool=True, # keep only each layer's input and recompute the layer in the backward pass
                     optimizer:str='adamw',    # 'adamw' (CPU) or 'paged_adamw_8bit' (CUDA)
                     act_bytes:int=2,          # bytes per activation: 2 under bfloat16 or float16 compute, 4 in float32
                     loss_share:float=1.0,     # share of the tokens that carry loss (the completions'): the output layer runs only there

@@ -174,7 +174,7 @@ def query_ranks(model,        # a sentence-transformers model
 def compare_retrieval(models:dict,  # name -> sentence-transformers model
                       queries:list, # from `clinician_queries`
                       docs:list,    # the library searched
-                      ks:tuple=(1, 5),
+                      ks:tuple=(1, 5), # the k of each recall@k
                      )->pd.DataFrame: # one row per model
     "Recall@k and MRR of each model on the same queries and library."
     return pd.DataFrame({name: ranking_metrics(query_ranks(m, queries, docs), ks) for name, m in models.items()}).T
@@ -259,7 +259,8 @@ def rag_prompt(question:str, # what the generator is asked
     "The retrieved documents, then the question about them."
     return '\n\n'.join(d['text'] for d in docs) + f'\n\n{question}'
 
-def rag_answer(llm, tok,               # a generator and its tokenizer (from `ftbook.quant.load_model`)
+def rag_answer(llm,                    # a generator (from `ftbook.quant.load_model`)
+               tok,                    # its tokenizer
                embedder,               # the sentence-transformers model that searches
                query:str,              # what is searched for: the clinician's own words
                question:str,           # what the generator is asked about the documents found

@@ -49,7 +49,10 @@ def tiny_model(arch:str='llama', # one of `TINY_ARCHS`
     return dest
 
 # %% ../nbs/92_testing.ipynb #e55c10d8
-def lora_smoke_step(model, tok, r:int=8)->dict:
+def lora_smoke_step(model,    # a loaded model (a tiny one, in tests)
+                    tok,      # its tokenizer
+                    r:int=8,  # LoRA rank
+                   )->dict:   # {'loss', 'lora_B', 'lora_B_with_grad'}
     "One LoRA forward and backward step on `model`: the loss and the number of adapter tensors that got a gradient."
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     unpack_for_training(model)

@@ -55,7 +55,7 @@ def check_target_modules(lora:LoraSettings, # the adapter settings
 # %% ../nbs/03_train.ipynb #930c5f7d
 def decided_config(config:RunConfig,  # a config whose automatic (None) settings are to be decided
                    resume:bool=False, # continuing the run in `config.output_dir`: the decisions saved with it stand
-                   empty=None,        # the model on the meta device, if already built (`_empty_model`)
+                   empty=None,        # the model on the meta device, if already built
                   )->RunConfig:
     "`config` with its automatic settings decided: as the resumed run decided them, else for its model and this machine."
     saved = Path(config.output_dir)/'config.yaml'
@@ -159,7 +159,9 @@ class OverfittingWarning(UserWarning):
 
 class TrainingMonitor(TrainerCallback):
     "Follows a run for the dashboard and the logs: losses, speed, time left, overfitting; ends it cleanly when asked."
-    def __init__(self, listeners:list=(), window:int=2):
+    def __init__(self, listeners:list=(), # called with each snapshot (the dashboard, the loss plot)
+                 window:int=2,        # evaluations in a row of rising validation loss (while training loss falls) that raise the alarm
+                ):
         self.listeners, self.window, self.stop_requested, self.overfit, self.warned, self.snapshot = list(listeners), window, False, None, False, {}
         self.t0, self.step0, self.tokens0 = time.time(), 0, 0
     def stop(self): self.stop_requested = True
@@ -205,7 +207,7 @@ def _fsync_tree(folder:Path):
 
 class CommitCheckpoints(TrainerCallback):
     "After the Trainer saves a checkpoint: flush it, mark it complete, keep the newest `keep` complete ones and the best."
-    def __init__(self, keep:int=2): self.keep = keep
+    def __init__(self, keep:int=2): self.keep = keep  # complete checkpoints kept besides the best
     def on_save(self, args, state, control, **kw):
         if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.barrier()  # every process has written its part
         if not state.is_world_process_zero: return
@@ -243,9 +245,9 @@ def discard_temporaries(folder:str|Path, # a run folder
 
 # %% ../nbs/03_train.ipynb #7c6ee28e
 def training_arguments(config:RunConfig,  # the checked configuration
-                       device:torch.device,
+                       device:torch.device, # where the run trains
                        dtype:torch.dtype,  # the compute dtype
-                       progress_bar:bool=True,
+                       progress_bar:bool=True, # the Trainer's text progress bar
                       ):
     "transformers `TrainingArguments` for `config` on `device`."
     from transformers import TrainingArguments
@@ -392,9 +394,9 @@ class CompletionLossTrainer(Trainer):
 def make_trainer(model,                 # a PEFT model from `add_lora`
                  tok,                   # its tokenizer
                  train_rows:list,       # from `training_rows`
-                 val_rows:list,
-                 config:RunConfig,
-                 monitor:TrainingMonitor,
+                 val_rows:list,         # from `training_rows`, for validation
+                 config:RunConfig,      # the decided configuration
+                 monitor:TrainingMonitor, # follows the run (dashboard, logs, Stop)
                  progress_bar:bool=True, # the Trainer's text progress bar (off when a dashboard shows progress)
                 ):
     "A transformers `Trainer` for the run, with monitoring, checkpoint commits and early stopping."
@@ -460,14 +462,14 @@ class TrainResult:
     ended:str                     # 'finished', 'early stopping', 'stopped' (Stop button or stop()) or 'max_steps'
     steps:int                     # optimizer steps taken, over all sessions of the run
     best_step:int|None            # the step of the lowest validation loss
-    best_val_loss:float|None
+    best_val_loss:float|None      # the lowest validation loss (None without validation)
     overfitting_step:int|None     # where validation loss began to rise while training loss fell
     tokens_per_second:float       # non-padding tokens per second in this session
     train_seconds:float           # this session
     train_tokens:int              # tokens in one epoch of the training rows
     dropped:list                  # training pairs over max_len (indices)
     world_size:int = 1            # processes that trained together
-    history:pd.DataFrame = field(default=None, repr=False)
+    history:pd.DataFrame = field(default=None, repr=False)  # loss, learning rate and validation loss by step
 
     def summary(self)->dict: return {k: v for k,v in asdict(self).items() if k != 'history'}
     def system(self, name:str|None=None)->System:
@@ -528,7 +530,9 @@ def training_done(checkpoint:str|Path|None, # a complete checkpoint, or None
     s = json.loads((Path(checkpoint)/'trainer_state.json').read_text())
     return s['max_steps'] > 0 and s['global_step'] >= s['max_steps']
 
-def restore_finished(trainer, checkpoint:str|Path):
+def restore_finished(trainer,               # the run's `Trainer`
+                     checkpoint:str|Path,   # the run's last checkpoint
+                    ):
     "Put `trainer` where it was at the end of its run: its state, and the best adapter weights (as `load_best_model_at_end` does)."
     from transformers import TrainerState
     trainer.state = TrainerState.load_from_json(str(Path(checkpoint)/'trainer_state.json'))
@@ -591,7 +595,7 @@ def merge_adapter(adapter_dir:str|Path,          # a run's adapter/ folder (PEFT
 # %% ../nbs/03_train.ipynb #3c8fee32
 class SaveLossPlot:
     "A monitor listener that saves the loss plot as a PNG whenever a new validation loss arrives (main process only)."
-    def __init__(self, path:str|Path): self.path, self.n_evals = Path(path), 0
+    def __init__(self, path:str|Path): self.path, self.n_evals = Path(path), 0  # the PNG file written
     def __call__(self, snap:dict):
         n = snap['history'].eval_loss.notna().sum()
         if n == self.n_evals or int(os.environ.get('RANK', 0)) != 0: return

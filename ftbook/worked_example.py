@@ -144,7 +144,7 @@ def write_report(out_dir:str|Path,  # the run folder
                  train_result,      # the `TrainResult` of the run
                  results:dict,      # from `evaluate_clinic`
                  data:dict,         # from `worked_example_data`
-                 model:str|None=None,
+                 model:str|None=None, # the base model (default: `default_model()`)
                 )->Path:            # report.md
     "Write metrics.json, report.md, the comparison charts and each test set's results into `out_dir`."
     out, path = Path(out_dir), pretrained_model(model)
@@ -169,9 +169,14 @@ def write_report(out_dir:str|Path,  # the run folder
 # %% ../nbs/10_medical_summaries.ipynb #2266b659
 def worked_example(out_dir:str|Path|None=None, # the run folder (default: runs/<timestamp>)
                    model:str|None=None,        # default: `default_model()`
-                   n_train:int=1000, n_val:int=40, n_test:int=40,  # notes in each set (the data's, not make demo's; see `ftbook demo`)
+                   n_train:int=1000,           # training notes (the data's default, not make demo's: see `ftbook demo`)
+                   n_val:int=40,               # validation notes, for early stopping
+                   n_test:int=40,              # notes in each test set
                    held_out_styles:tuple=HELD_OUT_STYLES, # the writing styles kept out of training
-                   epochs:float=1.0, lr:float=1e-3, eval_every:int=12, seed:int=0,
+                   epochs:float=1.0,           # passes over the training notes
+                   lr:float=1e-3,              # peak learning rate
+                   eval_every:int=12,          # steps between validations
+                   seed:int=0,                 # same seed, same notes
                    max_new_tokens:int=176,     # room for the longest summary
                    progress_bar:bool=True,     # the training progress bar
                   )->dict:                     # {'out_dir', 'train', 'results', 'report'}

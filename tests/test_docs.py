@@ -1,4 +1,4 @@
-"The docs site is real: `make docs` builds a page for every notebook, with its images, and the home page renders in a browser."
+"The docs site is real: `make docs` builds a page for every notebook, with its images, and every page passes a real browser's checks."
 import re, shutil, subprocess, sys, tempfile
 from pathlib import Path
 import nbformat, pytest
@@ -74,3 +74,15 @@ def test_page_renders(site, page):
     # the navbar is the site's primary colour, so the theme and its CSS loaded
     r,g,b = img.getpixel((img.size[0]//2, 20))
     assert b > 150 and r < 100, f'navbar colour {(r,g,b)} is not the theme colour: CSS missing?'
+
+def test_every_page_in_a_browser(site):
+    """Every page opened in headless Chromium (tools/site_check.py): no warnings, tracebacks or machine paths in what it shows, no
+    text taken for a tag, no table or output wider than its column at 1280 or 1024 px, no empty Details cell, every image loaded,
+    no raw LaTeX, every link to a page and anchor that exists (none to the public site). Prints a summary per page."""
+    sys.path.insert(0, str(ROOT/'tools'))
+    from site_check import check_site, summary
+    problems = check_site(DOCS)
+    print(summary(problems))
+    assert len(problems) == len(list(DOCS.glob('*.html'))) > 20
+    bad = {page: p for page, p in problems.items() if p}
+    assert not bad, '\n'.join(f'{page}: {kind}: {items[:5]}' for page, p in bad.items() for kind, items in p.items())
