@@ -170,5 +170,7 @@ def doc_renderer(sym,                  # the function or class to document
     tbl = param_table(doc.sym)
     sig = re.sub(r'```python\n(.*?)```', lambda m: m.group(0).replace(m.group(1), m.group(1).replace('`', '')),
                  doc._repr_markdown_(), count=1, flags=re.S)  # backticks in a code block would show as raw links
-    if inspect.isclass(doc.sym): sig = re.sub(r'```python\ndef (.*?)\)->None:', r'```python\nclass \1):', sig, count=1, flags=re.S)
+    try: sig = sig.replace('#LNone', f'#L{inspect.getsourcelines(doc.sym)[1]}')  # nbdev finds no line for a full name
+    except (OSError, TypeError): pass
+    if inspect.isclass(doc.sym): sig = re.sub(r'```python\ndef (.*?)\)(->None)?:', r'```python\nclass \1):', sig, count=1, flags=re.S)
     return Markdown(sig + ('\n\n' + tbl if tbl else ''))

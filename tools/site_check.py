@@ -91,6 +91,7 @@ def check_site(site:Path=ROOT/'_docs', public:str='https://ftbook.github.io/ftbo
         for href in v['links']:
             u = urlparse(href)
             if href.startswith(public): p['links'].append(f'absolute link to the public site: {href}'); continue
+            if href.endswith('#LNone'): p['links'].append(f'source link without a line: {href}'); continue
             if u.scheme or href.startswith(('mailto:', 'javascript:')): continue  # elsewhere on the web: not checked offline
             target = unquote(u.path) or name
             if target.endswith('/'): target += 'index.html'
