@@ -86,3 +86,13 @@ def test_every_page_in_a_browser(site):
     assert len(problems) == len(list(DOCS.glob('*.html'))) > 20
     bad = {page: p for page, p in problems.items() if p}
     assert not bad, '\n'.join(f'{page}: {kind}: {items[:5]}' for page, p in bad.items() for kind, items in p.items())
+
+NEWCOMER_PATH = [('install.html', 'index.html#quickstart'), ('index.html', 'your_own_data.html'), ('your_own_data.html', 'export.html')]
+
+def test_a_newcomer_path_from_install_to_a_shipped_model(site):
+    "Install page -> quickstart -> own data -> export: each page links to the next step, and the link's page and anchor exist."
+    for page, target in NEWCOMER_PATH:
+        html = (DOCS/page).read_text()
+        assert f'href="{target}"' in html, f'{page} has no link to {target}'
+        name, _, anchor = target.partition('#')
+        assert (DOCS/name).exists() and (not anchor or f'id="{anchor}"' in (DOCS/name).read_text()), f'{target} does not exist'
