@@ -96,3 +96,17 @@ def test_a_newcomer_path_from_install_to_a_shipped_model(site):
         assert f'href="{target}"' in html, f'{page} has no link to {target}'
         name, _, anchor = target.partition('#')
         assert (DOCS/name).exists() and (not anchor or f'id="{anchor}"' in (DOCS/name).read_text()), f'{target} does not exist'
+
+def test_tiny_model_outputs_are_never_shown_as_results():
+    """A cell that runs a tiny random model (CI's smoke tests) shows no table or chart on a page unless the text just before it says
+    it is a tiny model's; otherwise it carries `#| output: false` (or is hidden). A tiny model's numbers are never a result."""
+    unlabelled = []
+    for nb_path in notebooks():
+        cells = nbformat.read(nb_path, as_version=4).cells
+        for prev, c in zip([None, *cells], cells):
+            src = c.source if c.cell_type == 'code' else ''
+            if not re.search(r'\btiny', src) or re.match(r'#\| (hide|export|exporti|output: false)', src.lstrip()): continue
+            shows = any(k in o.get('data', {}) for o in c.get('outputs', []) for k in ('text/html', 'image/png'))
+            told = prev is not None and prev.cell_type == 'markdown' and 'tiny' in prev.source.lower()
+            if shows and not told: unlabelled.append(f'{nb_path.name}: {src.splitlines()[0][:70]}')
+    assert not unlabelled, unlabelled

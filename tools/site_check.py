@@ -1,6 +1,7 @@
 """Open every page of the built site (`_docs/`) in headless Chromium and list what a reader should never see.
 
-Per page: warnings, tracebacks or machine paths in the text, and text the browser took for a tag (`<style>`); tables and code outputs wider than their column (at 1280 and 1024 px);
+Per page: warnings, tracebacks or machine paths in the text, text the browser took for a tag (`<style>`), and tables of
+nothing but zeros (a tiny random model's smoke run shown as if it were a result); tables and code outputs wider than their column (at 1280 and 1024 px);
 empty Details cells in settings tables; images that did not load; raw LaTeX; links whose page or anchor does not exist, and
 links to the public site that should be relative. `python tools/site_check.py` prints a summary per page; the test
 `tests/test_docs.py::test_every_page_in_a_browser` fails on any problem."""
@@ -33,7 +34,13 @@ PAGE_JS = r"""() => {
   }
   const tags = [...main.querySelectorAll('*')].filter(e => e instanceof HTMLUnknownElement || (e.tagName === 'STYLE' && e.closest('td, th, p, li')))
                                              .map(e => '<' + e.tagName.toLowerCase() + '> in: ' + (e.parentElement.innerText || '').trim().slice(0, 60));
+  const zeros = [...main.querySelectorAll('.cell-output-display table')].filter(t => {  // scores, not counts: two numeric columns or more
+    const cells = [...t.querySelectorAll('tbody tr')].flatMap(tr => [...tr.children].map((td, i) => [i, td.innerText.trim()]))
+                                                     .filter(([i, x]) => /^-?[0-9.]+$/.test(x));
+    return new Set(cells.map(([i]) => i)).size >= 2 && cells.every(([i, x]) => parseFloat(x) === 0);
+  }).map(t => 'a table of zeros: ' + (t.innerText || '').trim().split('\n')[0].slice(0, 60));
   return {
+    zeros: zeros,
     text: text,
     tags: tags,
     latex: (prose.innerText.match(/\\\(|\\\[|\\frac|\$\$/g) || []).length,
@@ -86,7 +93,7 @@ def check_site(site:Path=ROOT/'_docs', public:str='https://ftbook.github.io/ftbo
         browser.close()
     ids = {name: set(v['ids']) for name, v in seen.items()}
     for name, v in seen.items():
-        p = dict(text=text_problems(v['text']) + v['tags'], wide=v['wide'], details=v['details'], images=v['images'],
+        p = dict(text=text_problems(v['text']) + v['tags'] + v['zeros'], wide=v['wide'], details=v['details'], images=v['images'],
                  latex=[f"{v['latex']} raw LaTeX delimiters"] if v['latex'] else [], links=[])
         for href in v['links']:
             u = urlparse(href)
