@@ -678,13 +678,17 @@ def browse_pairs(pairs:list,                    # from `make_pairs`
     import ipywidgets as W
     order = sorted({i for c in report.findings for i in report.indices(c)}) if (report and only_flagged) else list(range(len(pairs)))
     if not order: raise ValueError('No pairs to show' + (' (no pair is flagged)' if only_flagged else '') + '.')
-    view, slider = W.HTML(), W.IntSlider(0, 0, len(order)-1, description='pair #', continuous_update=False)
+    flagged = bool(report and only_flagged)
+    view, where = W.HTML(), W.Label()
+    slider = W.IntSlider(0, 0, len(order)-1, description='flagged' if flagged else 'pair', readout=False, continuous_update=False)
     prev, nxt = W.Button(description='< previous'), W.Button(description='next >')
-    def show(change=None): view.value = pair_html(order[slider.value], pairs, tok, template, report)
+    def show(change=None):  # the position counts what the slider steps through: flagged pairs, or all of them
+        view.value = pair_html(order[slider.value], pairs, tok, template, report)
+        where.value = f'{slider.value + 1} of {len(order)}' + (f' flagged (pair {order[slider.value]})' if flagged else '')
     slider.observe(show, 'value')
     prev.on_click(lambda _: setattr(slider, 'value', max(0, slider.value-1)))
     nxt.on_click(lambda _: setattr(slider, 'value', min(len(order)-1, slider.value+1)))
     show()
-    box = W.VBox([W.HBox([prev, slider, nxt]), view])
-    box.view, box.slider, box.order = view, slider, order
+    box = W.VBox([W.HBox([prev, slider, where, nxt]), view])
+    box.view, box.slider, box.order, box.where = view, slider, order, where
     return box

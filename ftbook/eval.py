@@ -522,9 +522,10 @@ def explore_html(rows:pd.DataFrame, # rows of `EvalResult.examples` for one exam
 def _controls(n:int, gen:dict, names:list)->dict:
     "The explorer's widgets: example, temperature, answer length, systems, and the view."
     import ipywidgets as W
-    return dict(example=W.IntSlider(0, 0, n-1, description='example', continuous_update=False),
-                temperature=W.FloatSlider(value=gen['temperature'], min=0, max=1.5, step=0.1, description='temperature', continuous_update=False),
-                max_new_tokens=W.IntSlider(value=gen['max_new_tokens'], min=1, max=max(512, gen['max_new_tokens']), description='max new tokens', continuous_update=False),
+    style = dict(description_width='initial')  # the whole label, never 'temperat...'
+    return dict(example=W.IntSlider(0, 0, n-1, description='example', continuous_update=False, style=style),
+                temperature=W.FloatSlider(value=gen['temperature'], min=0, max=1.5, step=0.1, description='temperature', continuous_update=False, style=style),
+                max_new_tokens=W.IntSlider(value=gen['max_new_tokens'], min=1, max=max(512, gen['max_new_tokens']), description='max new tokens', continuous_update=False, style=style),
                 systems=W.SelectMultiple(options=names, value=names, description='systems'), view=W.HTML())
 
 def explore(systems:list,                  # the `System`s that can be shown
