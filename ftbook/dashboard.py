@@ -73,10 +73,14 @@ def show_error(self, e:BaseException):
 
 @patch_to(Dashboard)
 def html(self)->str:
-    "A static copy of what the dashboard shows (for a page, a report or a test)."
-    import base64
+    "A static copy of what the dashboard shows, progress bar and Stop button included (for a page, a report or a test)."
+    import base64, html
     img = base64.b64encode(self.image.value).decode() if self.image.value else ''
-    return f'<div>{self.status.value}<br>' + (f'<img src="data:image/png;base64,{img}" style="max-width:700px">' if img else '') + '</div>'
+    bar = f'<progress value="{self.bar.value}" max="{self.bar.max}" style="width:60%;vertical-align:middle"></progress> '
+    button = (f'<button disabled style="background:#d9534f;color:#fff;border:0;padding:2px 12px;opacity:.75">'
+              f'{html.escape(self.stop_button.description)}</button>')
+    return (f'<div><span style="font-family:sans-serif;font-size:13px">steps</span> {bar}{button}<br>{self.status.value}<br>'
+            + (f'<img src="data:image/png;base64,{img}" style="max-width:700px">' if img else '') + '</div>')
 
 # %% ../nbs/03b_dashboard.ipynb #64a2ce3f
 class BackgroundRun:
