@@ -57,7 +57,7 @@ def stop(self):
     self.monitor.stop(); self.stop_button.disabled, self.stop_button.description = True, 'stopping...'
 
 @patch_to(Dashboard)
-def update(self, snap:dict):
+def update(self, snap:dict): # a `TrainingMonitor` snapshot
     "Show a new snapshot (called by the monitor after every log)."
     self.snapshot = snap
     self.bar.max, self.bar.value = max(snap['max_steps'], 1), snap['step']
