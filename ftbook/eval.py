@@ -382,7 +382,7 @@ def plot_comparison(result:EvalResult,        # from `compare`
     c.set_yticks(range(n), s.index); c.invert_yaxis(); c.set_xlim(0, 1.35*s.prompt_tokens.max())
     c.set_title('prompt tokens per request (cost)', fontsize=10)
     fig.suptitle(title or f"{result.settings.get('examples')} held-out examples", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(); plt.close(fig)  # shown once, as the cell's result, not again by the inline backend
     return fig
 
 # %% ../nbs/04_eval.ipynb #72551c44

@@ -2,10 +2,11 @@
 
 Per page: warnings, tracebacks or machine paths in the text, text the browser took for a tag (`<style>`), and tables of
 nothing but zeros (a tiny random model's smoke run shown as if it were a result); tables and code outputs wider than their column (at 1280 and 1024 px);
-empty Details cells in settings tables; images that did not load; raw LaTeX; links whose page or anchor does not exist, and
+empty Details cells in settings tables; images that did not load, and the same picture shown twice; raw LaTeX; links whose page or anchor does not exist, and
 links to the public site that should be relative. `python tools/site_check.py` prints a summary per page; the test
 `tests/test_docs.py::test_every_page_in_a_browser` fails on any problem."""
 import json, re, shutil, sys
+from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -46,6 +47,8 @@ PAGE_JS = r"""() => {
     latex: (prose.innerText.match(/\\\(|\\\[|\\frac|\$\$/g) || []).length,
     details: details,
     images: [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src')),
+    shown: [...main.querySelectorAll('img')].map(i => { const s = i.getAttribute('src') || '';  // a short fingerprint of each picture
+      let h = 0; for (let k = 0; k < s.length; k += 7) h = (h * 31 + s.charCodeAt(k)) | 0; return s.length + ':' + h; }),
     links: [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href')),
     ids: [...document.querySelectorAll('[id]')].map(e => e.id),
   };
@@ -93,7 +96,8 @@ def check_site(site:Path=ROOT/'_docs', public:str='https://ftbook.github.io/ftbo
         browser.close()
     ids = {name: set(v['ids']) for name, v in seen.items()}
     for name, v in seen.items():
-        p = dict(text=text_problems(v['text']) + v['tags'] + v['zeros'], wide=v['wide'], details=v['details'], images=v['images'],
+        twice = [f'the same picture {n} times' for f, n in Counter(v['shown']).items() if n > 1]
+        p = dict(text=text_problems(v['text']) + v['tags'] + v['zeros'], wide=v['wide'], details=v['details'], images=v['images'] + twice,
                  latex=[f"{v['latex']} raw LaTeX delimiters"] if v['latex'] else [], links=[])
         for href in v['links']:
             u = urlparse(href)
