@@ -132,6 +132,17 @@ def pause_point(name:str, # the point, e.g. 'checkpoint-written:4' (what, and at
     while True: time.sleep(60)
 
 
+# %% ../nbs/00_core.ipynb #wbox
+def widget_box(children:list, # the widgets, top to bottom
+               what:str,      # what the widget is, for its text form: 'the pair browser'
+              ):
+    "An ipywidgets VBox whose text form (what a notebook shows before its cell runs again) says what it is and how to use it."
+    import ipywidgets as W
+    class Box(W.VBox):
+        def __repr__(self): return f'[{what}: an interactive widget. Run this cell to use it.]'
+    return Box(children)
+
+
 # %% ../nbs/00_core.ipynb #f45bb88d
 VAR_ARGS = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 

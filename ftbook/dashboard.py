@@ -9,6 +9,7 @@ from pathlib import Path
 from fastcore.basics import patch_to
 from .config import RunConfig
 from .train import TrainResult, TrainingMonitor, decided_config, figure_png, plot_losses, train
+from .core import widget_box
 
 _all_ = ['BackgroundRun', 'control_panel']  # what a user calls; the rest is exported for the package's own use
 
@@ -44,7 +45,7 @@ class Dashboard:
         self.stop_button = W.Button(description='Stop', button_style='danger', icon='stop', tooltip='finish this step, save a checkpoint, keep the best adapter')
         self.status, self.image = W.HTML(status_html({})), W.Image(format='png', layout=W.Layout(max_width='700px'))
         self.stop_button.on_click(lambda _: self.stop())
-        self.widget = W.VBox([W.HBox([self.bar, self.stop_button]), self.status, self.image])
+        self.widget = widget_box([W.HBox([self.bar, self.stop_button]), self.status, self.image], 'the training dashboard')
         monitor.listeners.append(self.update)
     def _ipython_display_(self):
         from IPython.display import display
@@ -132,7 +133,7 @@ def control_panel(config:RunConfig,            # the starting point; the panel c
     import ipywidgets as W
     config = decided_config(config)  # the sliders start at the values the run would take
     controls, start, message, area = _controls(config), W.Button(description='Start', button_style='success', icon='play'), W.HTML(), W.VBox()
-    panel = W.VBox([W.VBox(list(controls.values())), W.HBox([start, message]), area])
+    panel = widget_box([W.VBox(list(controls.values())), W.HBox([start, message]), area], 'the control panel')
     panel.controls, panel.start, panel.message, panel.runs = controls, start, message, []
     def on_start(_):
         cfg = config.override({k: w.value for k,w in controls.items()})

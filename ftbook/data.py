@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch
+from .core import widget_box
 
 _all_ = ['PromptTemplate', 'read_records', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']  # what a user calls; the rest is exported for the package's own use
 
@@ -689,6 +690,6 @@ def browse_pairs(pairs:list,                    # from `make_pairs`
     prev.on_click(lambda _: setattr(slider, 'value', max(0, slider.value-1)))
     nxt.on_click(lambda _: setattr(slider, 'value', min(len(order)-1, slider.value+1)))
     show()
-    box = W.VBox([W.HBox([prev, slider, where, nxt]), view])
+    box = widget_box([W.HBox([prev, slider, where, nxt]), view], 'the pair browser')
     box.view, box.slider, box.order, box.where = view, slider, order, where
     return box

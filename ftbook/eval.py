@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import datasets, evaluate, pandas as pd, torch
 from fastcore.meta import delegates
-from .core import atomic_dir, cache_dir, machine_info
+from .core import atomic_dir, cache_dir, machine_info, widget_box
 from .data import PromptTemplate, Records, reads_messages, collate, make_pairs, normalize, read_records, tokenize_pairs
 from .loss import loss_for
 from .system import System, base_system, check_generation, load_system, read_template
@@ -551,7 +551,7 @@ def explore(systems:list,                  # the `System`s that can be shown
         w['view'].value = explore_html(pd.DataFrame([cache[key(s.name, i, t, n)] for s in chosen])) if chosen else '<p>Choose at least one system.</p>'
     for k in ('example', 'temperature', 'max_new_tokens', 'systems'): w[k].observe(show, 'value')
     show()
-    box = W.VBox([W.HBox([w['example'], w['temperature'], w['max_new_tokens']]), w['systems'], w['view']])
+    box = widget_box([W.HBox([w['example'], w['temperature'], w['max_new_tokens']]), w['systems'], w['view']], 'the explorer')
     for k,v in w.items(): setattr(box, k, v)
     box.cache = cache
     return box
@@ -584,7 +584,7 @@ def side_by_side(systems:list,        # the `System`s to ask, e.g. the base mode
         finally: ask.disabled = False
     ask.on_click(answer)
     if text: answer()
-    out = W.VBox([box, ask, view])
+    out = widget_box([box, ask, view], 'the side-by-side box')
     out.input, out.ask, out.view = box, ask, view
     return out
 

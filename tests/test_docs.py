@@ -110,3 +110,15 @@ def test_tiny_model_outputs_are_never_shown_as_results():
             told = prev is not None and prev.cell_type == 'markdown' and 'tiny' in prev.source.lower()
             if shows and not told: unlabelled.append(f'{nb_path.name}: {src.splitlines()[0][:70]}')
     assert not unlabelled, unlabelled
+
+def test_saved_widgets_say_what_they_are():
+    """JupyterLab shows a saved widget's text form until its cell runs again: it must say what the widget is, not repeat ipywidgets'
+    constructor (`VBox(children=(...`); and no progress bar is saved as a widget."""
+    bad = []
+    for nb_path in notebooks():
+        for c in nbformat.read(nb_path, as_version=4).cells:
+            for o in c.get('outputs', []):
+                if 'application/vnd.jupyter.widget-view+json' not in o.get('data', {}): continue
+                text = o['data'].get('text/plain', '')
+                if not text.startswith('[') or 'interactive widget' not in text: bad.append(f'{nb_path.name}: {text[:60]}')
+    assert not bad, bad
