@@ -80,7 +80,8 @@ def html(self)->str:
     bar = f'<progress value="{self.bar.value}" max="{self.bar.max}" style="width:60%;vertical-align:middle"></progress> '
     button = (f'<button disabled style="background:#d9534f;color:#fff;border:0;padding:2px 12px;opacity:.75">'
               f'{html.escape(self.stop_button.description)}</button>')
-    return (f'<div><span style="font-family:sans-serif;font-size:13px">steps</span> {bar}{button}<br>{self.status.value}<br>'
+    note = '<div style="font-family:sans-serif;font-size:11px;color:#777">a static copy of the dashboard: nothing here responds</div>'
+    return (f'<div>{note}<span style="font-family:sans-serif;font-size:13px">steps</span> {bar}{button}<br>{self.status.value}<br>'
             + (f'<img src="data:image/png;base64,{img}" style="max-width:700px">' if img else '') + '</div>')
 
 # %% ../nbs/03b_dashboard.ipynb #64a2ce3f
