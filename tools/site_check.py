@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTHS = (1280, 1024)
-SHOWN_TEXT = re.compile(r'Warning:|Traceback|/root/|/work/|\.venv/|site-packages')  # .venv/: a path into it (the folder's name alone is install advice)
+SHOWN_TEXT = re.compile(r'Warning:|Traceback|/root/|/work/|\.venv/|site-packages|Call self as a function')  # .venv/: a path into it (the folder name alone is install advice); the last: a docstring inherited from a builtin
 
 # What a page shows, measured in the browser. Input code (`.sourceCode` outside outputs) is left out of the text checks:
 # a reader sees it as code. Outputs and prose are checked.
