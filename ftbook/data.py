@@ -10,7 +10,6 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastcore.basics import patch
-from .core import widget_box
 
 _all_ = ['PromptTemplate', 'read_records', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']  # what a user calls; the rest is exported for the package's own use
 
@@ -677,6 +676,7 @@ def browse_pairs(pairs:list,                    # from `make_pairs`
                 ):
     "An ipywidgets viewer: previous/next buttons and a slider over the pairs, each shown by `pair_html`."
     import ipywidgets as W
+    from ftbook.core import widget_box  # here, not at the top: ftbook.data needs no torch (ftbook.core imports it)
     order = sorted({i for c in report.findings for i in report.indices(c)}) if (report and only_flagged) else list(range(len(pairs)))
     if not order: raise ValueError('No pairs to show' + (' (no pair is flagged)' if only_flagged else '') + '.')
     flagged = bool(report and only_flagged)

@@ -30,7 +30,8 @@ def test_every_notebook_is_a_page(site):
 def test_pages_show_the_notebook_images(site):
     for nb in notebooks():
         n_images = sum('image/png' in o.get('data', {}) for c in nbformat.read(nb, as_version=4).cells
-                       if c.cell_type=='code' for o in c.get('outputs', []))
+                       if c.cell_type=='code' and not re.match(r'#\| (hide|output: false)', c.source.lstrip())  # kept off the page
+                       for o in c.get('outputs', []))
         html = (DOCS/page_name(nb)).read_text()
         srcs = re.findall(r'<img[^>]+src="([^"]+)"', html)
         assert len(srcs) >= n_images, f'{nb.name} has {n_images} plots but its page shows {len(srcs)} images'
