@@ -143,6 +143,54 @@ def widget_box(children:list, # the widgets, top to bottom
     return Box(children)
 
 
+# %% ../nbs/00_core.ipynb #static
+BUTTON_COLORS = {'success': '#5cb85c', 'danger': '#d9534f', 'primary': '#337ab7', 'info': '#5bc0de', 'warning': '#f0ad4e'}
+
+def _label(w)->str:
+    "A control's description as ipywidgets lays it out: a label of the style's width before the control."
+    import html
+    width = getattr(getattr(w, 'style', None), 'description_width', '') or 'auto'
+    return (f'<span style="display:inline-block;width:{width};text-align:right;margin-right:6px">{html.escape(w.description)}</span>'
+            if getattr(w, 'description', '') else '')
+
+def _control(w)->str:
+    "A value-holding control: a slider as a disabled range input and its readout, anything else as its value in a box."
+    import html, math, ipywidgets as W
+    v = w.value
+    shown = (format(v, w.readout_format) if hasattr(w, 'readout_format') else ', '.join(map(str, v)) if isinstance(v, (tuple, list))  # a multiple choice
+             else '✓' if v is True else '' if v is False else v)
+    box = f'<span style="border:1px solid #ccc;border-radius:2px;padding:0 6px">{html.escape(str(shown))}</span>'
+    if isinstance(w, W.FloatLogSlider): w_min, w_max, at = w.min, w.max, math.log(w.value, w.base)  # its range is in exponents
+    elif isinstance(w, (W.IntSlider, W.FloatSlider)): w_min, w_max, at = w.min, w.max, w.value
+    else: return f'<div>{_label(w)}{box}</div>'
+    return f'<div>{_label(w)}<input type="range" disabled min="{w_min}" max="{w_max}" step="any" value="{at}" style="vertical-align:middle"> {box if w.readout else ""}</div>'
+
+def _static(w)->str:
+    "One widget as static HTML, boxes with their children."
+    import base64, html, ipywidgets as W
+    if isinstance(w, W.Box):
+        flow = 'row;flex-wrap:wrap;align-items:center' if isinstance(w, W.HBox) else 'column'
+        return f'<div style="display:flex;flex-direction:{flow};gap:4px 10px">' + ''.join(map(_static, w.children)) + '</div>'
+    if isinstance(w, W.Button):
+        colour = BUTTON_COLORS.get(w.button_style)
+        return (f'<button disabled style="background:{colour or "#e0e0e0"};color:{"#fff" if colour else "#000"};border:0;padding:2px 12px;'
+                f'width:fit-content">{html.escape(w.description)}</button>')
+    if isinstance(w, W.Image):
+        return f'<img src="data:image/{w.format};base64,{base64.b64encode(w.value).decode()}" style="max-width:{w.layout.max_width or "100%"}">' if w.value else ''
+    if isinstance(w, W.HTML): return f'<div>{_label(w)}{w.value}</div>'
+    if isinstance(w, W.Label): return f'<span>{html.escape(w.value)}</span>'
+    if isinstance(w, (W.IntProgress, W.FloatProgress)):
+        return (f'<div style="display:flex;align-items:center;width:{w.layout.width or "60%"}">{_label(w)}'
+                f'<progress value="{w.value - w.min}" max="{w.max - w.min}" style="flex:1"></progress></div>')
+    return _control(w) if hasattr(w, 'value') else ''  # an Output widget or a layout-only one shows nothing
+
+def static_html(widget,                   # an ipywidgets widget, or a box of them
+                what:str='this widget',   # what it is, for the line above the copy: 'the control panel'
+               )->str:                    # HTML showing what the widget showed; nothing in it responds
+    "A static copy of a widget for a page or a report, which have no kernel behind them and so cannot hold the live widget."
+    note = f'<div style="font-size:11px;color:#777">a static copy of {what}: nothing here responds</div>'
+    return f'<div style="font-family:sans-serif;font-size:13px">{note}{_static(widget)}</div>'
+
 # %% ../nbs/00_core.ipynb #f45bb88d
 VAR_ARGS = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 

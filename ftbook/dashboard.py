@@ -9,7 +9,7 @@ from pathlib import Path
 from fastcore.basics import patch_to
 from .config import RunConfig
 from .train import TrainResult, TrainingMonitor, decided_config, figure_png, plot_losses, train
-from .core import widget_box
+from .core import static_html, widget_box
 
 _all_ = ['BackgroundRun', 'control_panel']  # what a user calls; the rest is exported for the package's own use
 
@@ -75,14 +75,7 @@ def show_error(self, e:BaseException):
 @patch_to(Dashboard)
 def html(self)->str:
     "A static copy of what the dashboard shows, progress bar and Stop button included (for a page, a report or a test)."
-    import base64, html
-    img = base64.b64encode(self.image.value).decode() if self.image.value else ''
-    bar = f'<progress value="{self.bar.value}" max="{self.bar.max}" style="width:60%;vertical-align:middle"></progress> '
-    button = (f'<button disabled style="background:#d9534f;color:#fff;border:0;padding:2px 12px;opacity:.75">'
-              f'{html.escape(self.stop_button.description)}</button>')
-    note = '<div style="font-family:sans-serif;font-size:11px;color:#777">a static copy of the dashboard: nothing here responds</div>'
-    return (f'<div>{note}<span style="font-family:sans-serif;font-size:13px">steps</span> {bar}{button}<br>{self.status.value}<br>'
-            + (f'<img src="data:image/png;base64,{img}" style="max-width:700px">' if img else '') + '</div>')
+    return static_html(self.widget, 'the dashboard')
 
 # %% ../nbs/03b_dashboard.ipynb #64a2ce3f
 class BackgroundRun:
