@@ -233,3 +233,34 @@ def doc_renderer(sym,                  # the function or class to document
     except (OSError, TypeError): pass
     if inspect.isclass(doc.sym): sig = re.sub(r'```python\ndef (.*?)\)(->None)?:', r'```python\nclass \1):', sig, count=1, flags=re.S)
     return Markdown(sig + ('\n\n' + tbl if tbl else ''))
+
+# %% ../nbs/00_core.ipynb #reader
+LIBRARY_WARNING = re.compile(r'^(/\S+\.py):\d+: (\w*Warning): (.*)$')  # Python's default warning line: file:line: Category: message
+OWN_MODULE = re.compile(r'/ftbook/\w+\.py$')                             # a warning ftbook itself raised, from whichever machine ran it
+HOME = re.compile(r'(?<![\w.])(/root|/home/[^/\s]+)/')                  # a home folder, from whichever machine ran it
+
+def reader_text(text:str,   # an output as the code printed it
+                root:str,   # the repository's folder on the machine that ran it: paths under it become relative
+               )->str:      # the output as a reader of the page should see it
+    "Drop other libraries' warnings and progress-bar debris, keep ftbook's own warnings as their message, and remove machine paths."
+    lines, after_warning = [], False
+    for line in text.split('\n'):
+        if '\r' in line.rstrip('\r') or (after_warning and line.startswith('  ')): after_warning = False; continue  # a bar, or the warning's source line
+        if m := LIBRARY_WARNING.match(line):
+            if OWN_MODULE.search(m.group(1)) and 'site-packages' not in m.group(1): lines.append(m.group(3))  # ftbook says something to the reader
+            after_warning = True; continue
+        after_warning = False; lines.append(line)
+    return HOME.sub('~/', '\n'.join(lines).replace(root.rstrip('/') + '/', ''))
+
+# %% ../nbs/00_core.ipynb #proc
+def reader_outputs(cell): # a notebook cell, as nbdev's processors get it
+    "nbdev processor (`procs` in settings.ini): every saved output of a code cell as `reader_text` makes it, emptied streams dropped."
+    if cell.cell_type != 'code' or not cell.get('outputs'): return
+    from nbdev.config import get_config
+    root = str(get_config().config_path)
+    def clean(t): return reader_text(''.join(t), root).splitlines(True) if isinstance(t, list) else reader_text(t, root)
+    for o in cell.outputs:
+        if o.get('output_type') == 'stream': o['text'] = clean(o['text'])
+        for kind in ('text/plain', 'text/html', 'text/markdown'):
+            if kind in o.get('data', {}): o['data'][kind] = clean(o['data'][kind])
+    cell['outputs'] = [o for o in cell.outputs if o.get('output_type') != 'stream' or ''.join(o['text']).strip()]

@@ -46,36 +46,6 @@ def readme(proc:Path, root:Path, built_with:str):
     (root/'README.md').write_text(head + "<!-- Made from nbs/index.ipynb by `make docs`: edit the notebook, not this file. -->\n\n"
                                   + body.strip() + f'\n\n---\n\n*This README and the docs site were last built by `make docs` {built_with}.*\n')
 
-ROOT = Path(__file__).resolve().parents[1]
-LIBRARY_WARNING = re.compile(r'^(/\S+\.py):\d+: (\w*Warning): (.*)$')  # Python's default warning line: file:line: Category: message
-OWN_MODULE = re.compile(r'/ftbook/\w+\.py$')      # a warning ftbook itself raised, from whichever machine ran the notebook
-HOME = re.compile(r'(?<![\w.])(/root|/home/[^/\s]+)/')  # a home folder in a saved output, from whichever machine ran it
-
-def reader_text(text:str)->str:
-    """An output as a reader should see it: ftbook's own warnings as their message, other libraries' warnings and progress-bar
-    debris left out, and no machine paths (the repository's own become relative, the home folder `~`)."""
-    lines, after_warning = [], False
-    for line in text.split('\n'):
-        if '\r' in line.rstrip('\r') or (after_warning and line.startswith('  ')): after_warning = False; continue  # a bar, or the warning's source line
-        if m := LIBRARY_WARNING.match(line):
-            if OWN_MODULE.search(m.group(1)) and 'site-packages' not in m.group(1): lines.append(m.group(3))  # ftbook says something to the reader
-            after_warning = True; continue
-        after_warning = False; lines.append(line)
-    return HOME.sub('~/', '\n'.join(lines).replace(str(ROOT) + '/', ''))
-
-def clean_outputs(proc:Path):
-    "Apply `reader_text` to every saved output of the processed notebooks (the notebooks in nbs/ keep what the code printed)."
-    for p in proc.glob('*.ipynb'):
-        nb = nbformat.read(p, as_version=4)
-        for c in nb.cells:
-            if c.cell_type != 'code': continue
-            for o in c.get('outputs', []):
-                if o.output_type == 'stream': o.text = reader_text(o.text)
-                for kind in ('text/plain', 'text/html', 'text/markdown'):
-                    if kind in o.get('data', {}): o.data[kind] = reader_text(o.data[kind])
-            c.outputs = [o for o in c.get('outputs', []) if o.output_type != 'stream' or o.text.strip()]
-        nbformat.write(nb, p)
-
 KATEX_CDN = 'https://cdn.jsdelivr.net/npm/katex@0.16.11/dist'  # what smalldocs links; nbs/katex/ is the same version from npm
 
 def local_links(site:Path, public:str):
@@ -89,8 +59,7 @@ def local_links(site:Path, public:str):
 def offline(cfg):
     "Process the notebooks with nbdev, render them with smalldocs, move the site to `_docs/`."
     _build_modidx()
-    proc = proc_nbs(force=True)
-    clean_outputs(proc)
+    proc = proc_nbs(force=True)  # with settings.ini's `procs`: ftbook.core.reader_outputs cleans every saved output, as in nbdev_docs
     from importlib.metadata import version
     readme(proc, cfg.config_path, f"offline with smalldocs {version('smalldocs')} (Quarto was not installed)")
     rename_pages(proc, page_names(proc))
