@@ -231,7 +231,8 @@ def doc_renderer(sym,                  # the function or class to document
                  doc._repr_markdown_(), count=1, flags=re.S)  # backticks in a code block would show as raw links
     try: sig = sig.replace('#LNone', f'#L{inspect.getsourcelines(doc.sym)[1]}')  # nbdev finds no line for a full name
     except (OSError, TypeError): pass
-    if inspect.isclass(doc.sym): sig = re.sub(r'```python\ndef (.*?)\)(->None)?:', r'```python\nclass \1):', sig, count=1, flags=re.S)
+    if inspect.isclass(doc.sym):  # the signature's end is the code block's, not a '):' inside a comment
+        sig = re.sub(r'```python\ndef (.*?)\)(?:->None)?:\n```', r'```python\nclass \1):\n```', sig, count=1, flags=re.S)
     return Markdown(sig + ('\n\n' + tbl if tbl else ''))
 
 # %% ../nbs/00_core.ipynb #reader

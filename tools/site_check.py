@@ -40,8 +40,10 @@ PAGE_JS = r"""() => {
                                                      .filter(([i, x]) => /^-?[0-9.]+$/.test(x));
     return new Set(cells.map(([i]) => i)).size >= 2 && cells.every(([i, x]) => parseFloat(x) === 0);
   }).map(t => 'a table of zeros: ' + (t.innerText || '').trim().split('\n')[0].slice(0, 60));
+  const classes = [...main.querySelectorAll('pre')].map(p => (p.innerText || '').trim())  // a class's signature as if it were a function's
+                  .filter(t => /^class \w+\(/.test(t) && /\)->None:$/.test(t)).map(t => 'a class shown with ->None: ' + t.split('\n')[0].slice(0, 60));
   return {
-    zeros: zeros,
+    zeros: zeros.concat(classes),
     text: text,
     tags: tags,
     latex: (prose.innerText.match(/\\\(|\\\[|\\frac|\$\$/g) || []).length,
