@@ -66,7 +66,12 @@ WIDE_JS = r"""() => {
     if (el.scrollWidth > el.clientWidth + 2 || r.right > right + 2)
       wide.push(el.tagName.toLowerCase() + ': ' + (el.innerText || '').trim().split('\n')[0].slice(0, 60));
   }
-  return wide;
+  const broken = [...main.querySelectorAll('td')].filter(td => /^-?[0-9][0-9.,]*%?$/.test(td.innerText.trim())).filter(td => {  // a number over two lines
+    const walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT), tops = [];  // the lines its text boxes sit on (not its code boxes' padding)
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) { const r = document.createRange(); r.selectNodeContents(n); tops.push(...[...r.getClientRects()].map(x => x.top)); }
+    return tops.some(t => Math.abs(t - tops[0]) > 4);
+  }).map(td => 'a number broken over lines: ' + td.innerText.trim().replace(/\n/g, ' ') + ' in: ' + (td.closest('table').innerText || '').trim().split('\n')[0].slice(0, 50));
+  return wide.concat(broken);
 }"""
 
 def chromium()->str:
