@@ -5,14 +5,14 @@ nothing but zeros (a tiny random model's smoke run shown as if it were a result)
 empty Details cells in settings tables; images that did not load, and the same picture shown twice; raw LaTeX; links whose page or anchor does not exist, and
 links to the public site that should be relative. `python tools/site_check.py` prints a summary per page; the test
 `tests/test_docs.py::test_every_page_in_a_browser` fails on any problem."""
-import json, re, shutil, sys
+import configparser, json, re, shutil, sys
 from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTHS = (1280, 1024)
-SHOWN_TEXT = re.compile(r'Warning:|Traceback|/root/|/work/|\.venv/|site-packages|Call self as a function')  # .venv/: a path into it (the folder name alone is install advice); the last: a docstring inherited from a builtin
+SHOWN_TEXT = re.compile(r'Warning:|Traceback|/root/|/work/|\.venv/|site-packages|Call self as a function|(?<!\w)\u2013[a-z]')  # .venv/: a path into it (the folder name alone is install advice); then a docstring inherited from a builtin; last a `--flag` outside code, which the page typesets as a dash
 
 # What a page shows, measured in the browser. Input code (`.sourceCode` outside outputs) is left out of the text checks:
 # a reader sees it as code. Outputs and prose are checked.
@@ -83,9 +83,15 @@ def text_problems(text:str)->list:
     "Each line of shown text that has a warning, a traceback or a machine path in it (cut to 120 characters)."
     return [l.strip()[:120] for l in text.splitlines() if SHOWN_TEXT.search(l)]
 
-def check_site(site:Path=ROOT/'_docs', public:str='https://ftbook.github.io/ftbook')->dict:
+def public_site()->str:
+    "The address the site is published at, from settings.ini (`doc_host` and `doc_baseurl`, as nbdev reads them)."
+    cfg = configparser.ConfigParser(); cfg.read(ROOT/'settings.ini')
+    return cfg['DEFAULT']['doc_host'].rstrip('/') + cfg['DEFAULT']['doc_baseurl'].rstrip('/')
+
+def check_site(site:Path=ROOT/'_docs', public:str|None=None)->dict:
     "Problems by page: {page: {kind: [what]}} for every page of `site`, each opened in headless Chromium."
     from playwright.sync_api import sync_playwright
+    public = public or public_site()
     pages = sorted(p.name for p in site.glob('*.html'))
     seen, problems = {}, {}
     with sync_playwright() as pw:
