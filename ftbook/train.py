@@ -314,25 +314,25 @@ class _Recompute(torch.autograd.Function):
         got = iter(torch.autograd.grad(out, wanted, grad) if wanted else ())
         return (None, *(next(got) if x.requires_grad else None for x in inputs))
 
-def _recomputing_forward(m):
-    "A forward for `m` that keeps only its 16-bit inputs for backward (a frozen RMSNorm, or a gated MLP's product), or None."
+def _recomputing_forward(m, orig):
+    "A forward for `m` (whose forward is `orig`) that keeps only its 16-bit inputs for backward (a frozen RMSNorm, or a gated MLP's product), or None."
     if type(m).__name__.endswith('RMSNorm') and not any(p.requires_grad for p in m.parameters()):
-        return lambda x: _Recompute.apply(m._ftbook_forward, x)
+        return lambda x: _Recompute.apply(orig, x)
     act = getattr(m, 'act_fn', None) or getattr(m, 'activation_fn', None)
     if act is None or not hasattr(m, 'down_proj'): return None
     gated = lambda gate, up: act(gate) * up
     if hasattr(m, 'gate_proj') and hasattr(m, 'up_proj'): return lambda x: m.down_proj(_Recompute.apply(gated, m.gate_proj(x), m.up_proj(x)))
     if hasattr(m, 'gate_up_proj'): return lambda x: m.down_proj(_Recompute.apply(gated, *m.gate_up_proj(x).chunk(2, dim=-1)))
 
-def _same_forward(m, new)->bool:
-    "Whether `new` computes what the module's own forward does, on one random input (dropout drawn alike); False if either fails."
+def _same_forward(m, orig, new)->bool:
+    "Whether `new` computes what `orig`, the module's own forward, does, on one random input (dropout drawn alike); False if either fails."
     try:
         first = m.gate_proj if hasattr(m, 'gate_proj') else m.gate_up_proj
         dtype = next((p.dtype for p in m.parameters() if p.is_floating_point() and p.element_size() == 2), torch.bfloat16)
         outs = []
         with torch.random.fork_rng():  # the caller's random state is left as it was
             x = torch.randn(1, 2, first.in_features, device=first.weight.device, dtype=dtype)
-            for f in (m._ftbook_forward, new):
+            for f in (orig, new):
                 with torch.no_grad(), torch.random.fork_rng(), torch.autocast(x.device.type, dtype=dtype):
                     torch.manual_seed(0); outs.append(f(x))
         return torch.equal(*outs)
@@ -354,10 +354,9 @@ def recompute_elementwise(model,        # a model (PEFT or not)
             if hasattr(m, '_ftbook_forward'): _restore_forward(m); n += 1
             continue
         if hasattr(m, '_ftbook_forward'): n += 1; continue
-        m._ftbook_forward = m.forward
-        new = _recomputing_forward(m)
-        if new is not None and (type(m).__name__.endswith('RMSNorm') or _same_forward(m, new)): m.forward = new; n += 1
-        else: _restore_forward(m)
+        orig = m.forward
+        new = _recomputing_forward(m, orig)
+        if new is not None and (type(m).__name__.endswith('RMSNorm') or _same_forward(m, orig, new)): m._ftbook_forward, m.forward = orig, new; n += 1
     return n
 
 
