@@ -94,7 +94,7 @@ def _check_format(name:str, text)->None:
     except ValueError as e: names, err = None, e
     if names is None or any(f == '' or f.isdigit() for f in names):
         raise ValueError(f"{name} = {text[:60]!r}: " + (f"{err}" if names is None else "a field without a name, such as {}") + ". Name each record "
-                         f"field in braces, {{note}}, and double a literal brace, {{{{ or }}}} (`escape_braces` does that).")
+                         "field in braces, {note}, and double a literal brace, {{ or }} (`escape_braces` does that).")
 
 @dataclass
 class PromptTemplate:

@@ -76,8 +76,8 @@ def test_two_ddp_processes_give_the_loss_and_gradient_of_one(tmp_path):
     records.write_text(''.join(json.dumps(r) + '\n' for r in arithmetic(10)))  # val=0.2: 8 training rows, one step either way
     logs = {}
     for name, procs in [('one', 1), ('two', 2)]:
-        cfg = tiny_config(tmp_path/name, **{'data.path': str(records), 'data.val': 0.2, 'train.batch_size': 8 // procs,
-                                           'train.max_steps': 1, 'train.lr': 1e-2}).save(tmp_path/f'{name}.yaml')
+        tiny_config(tmp_path/name, **{'data.path': str(records), 'data.val': 0.2, 'train.batch_size': 8 // procs,
+                                    'train.max_steps': 1, 'train.lr': 1e-2}).save(tmp_path/f'{name}.yaml')
         launch = [str(BIN/'accelerate'), 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
                   '--mixed_precision', 'no', '--dynamo_backend', 'no'] if procs == 2 else []
         out = subprocess.run([*launch, str(BIN/'ftbook'), 'train', str(tmp_path/f'{name}.yaml')], capture_output=True, text=True, timeout=300)
