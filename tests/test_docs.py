@@ -123,3 +123,17 @@ def test_saved_widgets_say_what_they_are():
                 text = o['data'].get('text/plain', '')
                 if not text.startswith('[') or 'interactive widget' not in text: bad.append(f'{nb_path.name}: {text[:60]}')
     assert not bad, bad
+
+PICTURED = [('03b_dashboard.ipynb', 'the dashboard', True), ('03b_dashboard.ipynb', 'the control panel', True),
+            ('04_eval.ipynb', 'the explorer', True), ('02_data.ipynb', 'the pair browser', False)]
+
+@pytest.mark.parametrize('nb_name,what,real_run', PICTURED)
+def test_every_widget_is_pictured_on_its_page(site, nb_name, what, real_run):
+    """The dashboard, the control panel and the explorer are pictured from a real run (a slow cell's saved output), the pair browser
+    on the product pairs through the real tokenizer: each as a static copy that says it is one (a page has no kernel behind it)."""
+    copy = f'a static copy of {what}: nothing here responds'
+    cells = [c for c in nbformat.read(ROOT/'nbs'/nb_name, as_version=4).cells
+             if any(copy in str(o.get('data', {}).get('text/html', '')) for o in c.get('outputs', []))]
+    assert cells, f'{nb_name} saves no static copy of {what}'
+    assert not real_run or any('#| slow' in c.source for c in cells), f'the copy of {what} in {nb_name} is not from a real run (a slow cell)'
+    assert copy in (DOCS/page_name(ROOT/'nbs'/nb_name)).read_text(), f'{page_name(ROOT/"nbs"/nb_name)} does not show {what}'
