@@ -137,3 +137,36 @@ def test_every_widget_is_pictured_on_its_page(site, nb_name, what, real_run):
     assert cells, f'{nb_name} saves no static copy of {what}'
     assert not real_run or any('#| slow' in c.source for c in cells), f'the copy of {what} in {nb_name} is not from a real run (a slow cell)'
     assert copy in (DOCS/page_name(ROOT/'nbs'/nb_name)).read_text(), f'{page_name(ROOT/"nbs"/nb_name)} does not show {what}'
+
+def figures(text:str)->list:
+    "The numbers a text quotes (`94%`, `0.355`, `1,000`), HTML entities left out."
+    return re.findall(r'(?<![\w.])\d[\d,]*(?:\.\d+)?%?', re.sub(r'&#?\w+;', ' ', text))
+
+def found(figure:str, text:str)->bool:
+    "Whether `figure` is in `text` as written, or as a table prints it (`94%` as `0.94`, `1,000` as `1000`, `0.9` as `0.900`)."
+    n = figure.replace(',', '')
+    v = float(n.rstrip('%')) / (100 if n.endswith('%') else 1)
+    forms = {n, f'{v:g}', f'{v:.1f}', f'{v:.2f}', f'{v:.3f}'}
+    return any(re.search(r'(?<![\d.])' + re.escape(f) + r'(?!\d)', text) for f in forms)
+
+def shown_text(cells:list)->str:
+    "Markdown and saved outputs of `cells`, thousands separators removed."
+    outs = [str(o.get('text', '')) + str(o.get('data', {}).get('text/plain', '')) + str(o.get('data', {}).get('text/html', ''))
+            for c in cells for o in c.get('outputs', [])]
+    return '\n'.join([c.source for c in cells if c.cell_type == 'markdown'] + outs).replace(',', '')
+
+def test_figures_quoted_up_front_come_from_the_runs():
+    """Each figure in a chapter's "The result" callout is in that chapter's own prose or saved outputs, and each figure in the home page's
+    results at a glance is in some chapter: a figure quoted at the top cannot drift from the run it came from unnoticed."""
+    missing, chapters = [], {}
+    for nb_path in notebooks():
+        cells = nbformat.read(nb_path, as_version=4).cells
+        chapters[nb_path.name] = shown_text(cells)
+        for c in [c for c in cells if c.cell_type == 'markdown' and '## The result' in c.source]:
+            rest = shown_text([x for x in cells if x is not c])
+            missing += [f'{nb_path.name}: {f}' for f in figures(c.source) if not found(f, rest)]
+    home = [c.source for c in nbformat.read(ROOT/'nbs'/'index.ipynb', as_version=4).cells if 'Results at a glance' in c.source]
+    book = '\n'.join(t for name, t in chapters.items() if name != 'index.ipynb')
+    assert home and len([c for c in chapters.values() if '## The result' in c]) >= 7
+    missing += [f'index.ipynb: {f}' for f in figures(home[0]) if not found(f, book)]
+    assert not missing, missing
