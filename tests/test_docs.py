@@ -9,6 +9,13 @@ DOCS = ROOT/'_docs'
 
 from nbdev.doclinks import _nbpath2html
 
+def directives(src:str)->set:
+    "The `#| ` directives at the top of a cell (`hide`, `output: false`, `slow`...), however many lines they take."
+    top = re.match(r'(?:\s*#\|.*\n?)*', src).group(0)
+    return {m.group(1).strip() for l in top.splitlines() if (m := re.match(r'\s*#\|(.+)', l))}
+
+def shows_no_output(src:str)->bool: return bool(directives(src) & {'hide', 'output: false'})  # nbdev keeps its outputs off the page
+
 def page_name(nb:Path)->str: return _nbpath2html(nb).name  # nbdev's page name: `01_quant.ipynb` -> `quant.html`
 def notebooks(): return sorted((ROOT/'nbs').glob('*.ipynb'))
 
@@ -30,7 +37,7 @@ def test_every_notebook_is_a_page(site):
 def test_pages_show_the_notebook_images(site):
     for nb in notebooks():
         n_images = sum('image/png' in o.get('data', {}) for c in nbformat.read(nb, as_version=4).cells
-                       if c.cell_type=='code' and not re.match(r'#\| (hide|output: false)', c.source.lstrip())  # kept off the page
+                       if c.cell_type=='code' and not shows_no_output(c.source)
                        for o in c.get('outputs', []))
         html = (DOCS/page_name(nb)).read_text()
         srcs = re.findall(r'<img[^>]+src="([^"]+)"', html)
@@ -106,7 +113,7 @@ def test_tiny_model_outputs_are_never_shown_as_results():
         cells = nbformat.read(nb_path, as_version=4).cells
         for prev, c in zip([None, *cells], cells):
             src = c.source if c.cell_type == 'code' else ''
-            if not re.search(r'\btiny', src) or re.match(r'#\| (hide|export|exporti|output: false)', src.lstrip()): continue
+            if not re.search(r'\btiny', src) or shows_no_output(src) or directives(src) & {'export', 'exporti'}: continue  # the library's own code
             shows = any(k in o.get('data', {}) for o in c.get('outputs', []) for k in ('text/html', 'image/png'))
             told = prev is not None and prev.cell_type == 'markdown' and 'tiny' in prev.source.lower()
             if shows and not told: unlabelled.append(f'{nb_path.name}: {src.splitlines()[0][:70]}')
