@@ -153,13 +153,19 @@ def _label(w)->str:
     return (f'<span style="display:inline-block;width:{width};text-align:right;margin-right:6px">{html.escape(w.description)}</span>'
             if getattr(w, 'description', '') else '')
 
+def _shown_value(w)->str:
+    "A control's value as it reads on screen: a choice's label (not the value behind it), a slider's readout, a range or several choices joined."
+    import ipywidgets as W
+    def readout(x): return format(x, w.readout_format) if hasattr(w, 'readout_format') else str(x)
+    if isinstance(w, (W.IntRangeSlider, W.FloatRangeSlider)): return ' – '.join(map(readout, w.value))
+    v = w.label if hasattr(w, 'options') else w.value
+    if isinstance(v, (tuple, list)): return ', '.join(map(str, v))
+    return '✓' if v is True else '' if v is False or v is None else v if isinstance(v, str) else readout(v)
+
 def _control(w)->str:
     "A value-holding control: a slider as a disabled range input and its readout, anything else as its value in a box."
     import html, math, ipywidgets as W
-    v = w.value
-    shown = (format(v, w.readout_format) if hasattr(w, 'readout_format') else ', '.join(map(str, v)) if isinstance(v, (tuple, list))  # a multiple choice
-             else '✓' if v is True else '' if v is False else v)
-    box = f'<span style="border:1px solid #ccc;border-radius:2px;padding:0 6px">{html.escape(str(shown))}</span>'
+    box = f'<span style="border:1px solid #ccc;border-radius:2px;padding:0 6px">{html.escape(_shown_value(w))}</span>'
     if isinstance(w, W.FloatLogSlider): w_min, w_max, at = w.min, w.max, math.log(w.value, w.base)  # its range is in exponents
     elif isinstance(w, (W.IntSlider, W.FloatSlider)): w_min, w_max, at = w.min, w.max, w.value
     else: return f'<div>{_label(w)}{box}</div>'
@@ -168,6 +174,9 @@ def _control(w)->str:
 def _static(w)->str:
     "One widget as static HTML, boxes with their children."
     import base64, html, ipywidgets as W
+    if isinstance(w, (W.Tab, W.Accordion)):  # every page under its title: a copy cannot be clicked open
+        return ''.join(f'<div><b>{html.escape(t or "")}</b>{_static(c)}</div>' for t, c in zip(w.titles, w.children))
+    if isinstance(w, W.Stack): return _static(w.children[w.selected_index]) if w.selected_index is not None else ''
     if isinstance(w, W.Box):
         flow = 'row;flex-wrap:wrap;align-items:center' if isinstance(w, W.HBox) else 'column'
         return f'<div style="display:flex;flex-direction:{flow};gap:4px 10px">' + ''.join(map(_static, w.children)) + '</div>'
@@ -177,8 +186,8 @@ def _static(w)->str:
                 f'width:fit-content">{html.escape(w.description)}</button>')
     if isinstance(w, W.Image):
         return f'<img src="data:image/{w.format};base64,{base64.b64encode(w.value).decode()}" style="max-width:{w.layout.max_width or "100%"}">' if w.value else ''
-    if isinstance(w, W.HTML): return f'<div>{_label(w)}{w.value}</div>'
-    if isinstance(w, W.Label): return f'<span>{html.escape(w.value)}</span>'
+    if isinstance(w, (W.HTML, W.HTMLMath)): return f'<div>{_label(w)}{w.value}</div>'
+    if isinstance(w, W.Label): return f'<span>{_label(w)}{html.escape(w.value)}</span>'
     if isinstance(w, (W.IntProgress, W.FloatProgress)):
         return (f'<div style="display:flex;align-items:center;width:{w.layout.width or "60%"}">{_label(w)}'
                 f'<progress value="{w.value - w.min}" max="{w.max - w.min}" style="flex:1"></progress></div>')
@@ -188,7 +197,8 @@ def static_html(widget,                   # an ipywidgets widget, or a box of th
                 what:str='this widget',   # what it is, for the line above the copy: 'the control panel'
                )->str:                    # HTML showing what the widget showed; nothing in it responds
     "A static copy of a widget for a page or a report, which have no kernel behind them and so cannot hold the live widget."
-    note = f'<div style="font-size:11px;color:#777">a static copy of {what}: nothing here responds</div>'
+    import html
+    note = f'<div style="font-size:11px;color:#777">a static copy of {html.escape(what)}: nothing here responds</div>'
     return f'<div style="font-family:sans-serif;font-size:13px">{note}{_static(widget)}</div>'
 
 # %% ../nbs/00_core.ipynb #f45bb88d
@@ -254,14 +264,22 @@ def reader_text(text:str,   # an output as the code printed it
     return HOME.sub('~/', '\n'.join(lines).replace(root.rstrip('/') + '/', ''))
 
 # %% ../nbs/00_core.ipynb #proc
+def breakable_headers(html:str, # an HTML output, such as a DataFrame's
+                     )->str:
+    "Column names that may break after an underscore (`format_<wbr>compliance`), so that a long name need not widen its column."
+    return re.sub(r'<th([^>]*)>([^<]*_[^<]*)</th>', lambda m: f"<th{m.group(1)}>{m.group(2).replace('_', '_<wbr>')}</th>", html)
+
 def reader_outputs(cell): # a notebook cell, as nbdev's processors get it
-    "nbdev processor (`procs` in settings.ini): every saved output of a code cell as `reader_text` makes it, emptied streams dropped."
+    "nbdev processor (`procs` in settings.ini): every saved output of a code cell as `reader_text` makes it, tables' column names breakable, emptied streams dropped."
     if cell.cell_type != 'code' or not cell.get('outputs'): return
     from nbdev.config import get_config
     root = str(get_config().config_path)
-    def clean(t): return reader_text(''.join(t), root).splitlines(True) if isinstance(t, list) else reader_text(t, root)
+    def clean(t, html=False):
+        text = reader_text(''.join(t) if isinstance(t, list) else t, root)
+        text = breakable_headers(text) if html else text
+        return text.splitlines(True) if isinstance(t, list) else text
     for o in cell.outputs:
         if o.get('output_type') == 'stream': o['text'] = clean(o['text'])
         for kind in ('text/plain', 'text/html', 'text/markdown'):
-            if kind in o.get('data', {}): o['data'][kind] = clean(o['data'][kind])
+            if kind in o.get('data', {}): o['data'][kind] = clean(o['data'][kind], html=kind == 'text/html')
     cell['outputs'] = [o for o in cell.outputs if o.get('output_type') != 'stream' or ''.join(o['text']).strip()]

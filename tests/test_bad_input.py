@@ -26,14 +26,14 @@ from types import SimpleNamespace
 import pytest, torch, yaml
 import ftbook
 from ftbook.cli import parse_overrides
-from ftbook.data import PromptTemplate, make_pairs, pair_report, prompt_text, read_records, split_pairs, tokenize_pairs
+from ftbook.data import PromptTemplate, make_pairs, pair_report, prompt_text, split_pairs, tokenize_pairs
 from ftbook.system import System, load_system
 from ftbook.eval import Rouge, compare
 from ftbook.export import export
 from ftbook.quant import load_model, load_tokenizer, prepare_tokenizer
 from ftbook.testing import chat_tokenizer, tiny_model
 from ftbook.train import train
-from ftbook.config import DataSettings, LoraSettings, ModelSettings, RunConfig
+from ftbook.config import DataSettings, ModelSettings, RunConfig
 
 PKG = Path(ftbook.__file__).parent
 FTBOOK = Path(sys.executable).parent/'ftbook'

@@ -2,11 +2,11 @@
 are not clinic notes, and `ftbook chat` in a terminal (piped input), all on a tiny model trained for real."""
 import csv, json, os, subprocess, sys
 from pathlib import Path
-import pytest, torch
+import pytest
 from ftbook.cli import main
 from ftbook.config import DataSettings, ModelSettings, RunConfig
 from ftbook.data import PromptTemplate, conversation_turns, loss_spans, make_pairs, pair_report, split_pairs, tokenize_pairs
-from ftbook.testing import CHAT_TEMPLATES, chat_tokenizer, tiny_model
+from ftbook.testing import chat_tokenizer, tiny_model
 from ftbook.train import train, training_rows
 
 BIN = Path(sys.executable).parent

@@ -1,6 +1,5 @@
 "ftbook.data under bad input: every case ends in an error that names the file, line or row, the field, and the fix."
 import json
-from pathlib import Path
 import pandas as pd, pytest
 from ftbook.data import PromptTemplate, make_pairs, read_records, split_pairs, tokenize_pairs
 from ftbook.quant import load_tokenizer

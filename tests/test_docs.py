@@ -149,12 +149,20 @@ def figures(text:str)->list:
     "The numbers a text quotes (`94%`, `0.355`, `1,000`), HTML entities left out."
     return re.findall(r'(?<![\w.])\d[\d,]*(?:\.\d+)?%?', re.sub(r'&#?\w+;', ' ', text))
 
-def found(figure:str, text:str)->bool:
-    "Whether `figure` is in `text` as written, or as a table prints it (`94%` as `0.94`, `1,000` as `1000`, `0.9` as `0.900`)."
-    n = figure.replace(',', '')
-    v = float(n.rstrip('%')) / (100 if n.endswith('%') else 1)
-    forms = {n, f'{v:g}', f'{v:.1f}', f'{v:.2f}', f'{v:.3f}'}
-    return any(re.search(r'(?<![\d.])' + re.escape(f) + r'(?!\d)', text) for f in forms)
+def quoted(text:str)->list:
+    "Each number in `text` as (value, decimal places), a percentage as a fraction (`94%` -> (0.94, 2)), thousands separators dropped."
+    out = []
+    for f in figures(text):
+        n = f.replace(',', '')
+        places = len(n.rstrip('%').partition('.')[2]) + (2 if n.endswith('%') else 0)
+        out.append((float(n.rstrip('%')) / (100 if n.endswith('%') else 1), places))
+    return out
+
+def found(figure:str, numbers:list)->bool:
+    """Whether `figure` is among `numbers` (from `quoted`) at its precision or finer: `18%` is found as 0.181 or 0.18, `92%` not as 0.9,
+    a whole number only as itself."""
+    (v, places), = quoted(figure)
+    return any(p >= places and round(x, places) == round(v, places) and (places or x == v) for x, p in numbers)
 
 def shown_text(cells:list)->str:
     "Markdown and saved outputs of `cells`, thousands separators removed."
@@ -165,15 +173,29 @@ def shown_text(cells:list)->str:
 def test_figures_quoted_up_front_come_from_the_runs():
     """Each figure in a chapter's "The result" callout is in that chapter's own prose or saved outputs, and each figure in the home page's
     results at a glance is in some chapter: a figure quoted at the top cannot drift from the run it came from unnoticed."""
-    missing, chapters = [], {}
+    missing, chapters, callouts = [], {}, 0
     for nb_path in notebooks():
         cells = nbformat.read(nb_path, as_version=4).cells
-        chapters[nb_path.name] = shown_text(cells)
+        chapters[nb_path.name] = quoted(shown_text(cells))
         for c in [c for c in cells if c.cell_type == 'markdown' and '## The result' in c.source]:
-            rest = shown_text([x for x in cells if x is not c])
+            rest, callouts = quoted(shown_text([x for x in cells if x is not c])), callouts + 1
             missing += [f'{nb_path.name}: {f}' for f in figures(c.source) if not found(f, rest)]
     home = [c.source for c in nbformat.read(ROOT/'nbs'/'index.ipynb', as_version=4).cells if 'Results at a glance' in c.source]
-    book = '\n'.join(t for name, t in chapters.items() if name != 'index.ipynb')
-    assert home and len([c for c in chapters.values() if '## The result' in c]) >= 7
-    missing += [f'index.ipynb: {f}' for f in figures(home[0]) if not found(f, book)]
+    assert home and callouts >= 7, (len(home), callouts)
+    book = [x for name, numbers in chapters.items() if name != 'index.ipynb' for x in numbers]
+    for line in home[0].splitlines():  # a row of the results table against the chapter it names, the rest against the book
+        linked = re.findall(r'\]\(([\w.]+\.ipynb)\)', line)
+        where = chapters[linked[0]] if line.startswith('|') and linked else book
+        missing += [f'index.ipynb: {f} in {line[:50]}' for f in figures(re.sub(r'\]\([^)]*\)', ']', line)) if not found(f, where)]
     assert not missing, missing
+
+def test_chapters_with_slow_cells_say_so_at_the_top():
+    """Run All runs the slow cells too, and they train or measure the real model for minutes: every chapter that has some says so, and
+    how many, in the note at its top (the home page's one slow cell is its quickstart, which says what it runs)."""
+    for nb_path in notebooks():
+        cells = nbformat.read(nb_path, as_version=4).cells
+        n = sum('slow' in directives(c.source) for c in cells if c.cell_type == 'code')
+        if nb_path.name == 'index.ipynb' or not n: continue
+        note = next((c.source for c in cells[:3] if c.cell_type == 'markdown' and 'Running this notebook' in c.source), '')
+        says = 'runs the cell marked `#| slow`' if n == 1 else f'runs the {n} cells marked `#| slow`'
+        assert says in note, f'{nb_path.name} has {n} slow cells; the note at its top should say "{says}"'

@@ -1,5 +1,5 @@
 "ftbook.eval beyond the chapter: batched generation against one-by-one on the real model, atomic saving, and clear errors for bad input."
-import json, shutil
+import json
 import pandas as pd, pytest, torch
 from ftbook.data import PromptTemplate
 from ftbook.system import System, load_system

@@ -1,8 +1,6 @@
 "ftbook.search beyond the chapter: the embedding model chosen by FTBOOK_EMBEDDER, saving that never leaves a half-written folder, and clear errors."
-import os
 from pathlib import Path
 import pytest, torch
-from sentence_transformers import SentenceTransformer
 import ftbook.search as search
 from ftbook.search import (clinician_queries, default_embedder, load_embedder, protocol_documents, query_ranks,
                            save_embedder, split_conditions, training_pairs)

@@ -1,8 +1,8 @@
 "ftbook.train as a user runs it: the `ftbook train` command killed and resumed, two DDP processes, and the guards that need whole runs (gradient accumulation, early stopping, the inference prompt). Bad configs are in the bad-input corpus."
-import json, os, shutil, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 from dataclasses import replace
-import pandas as pd, pytest
+import pandas as pd
 from ftbook.data import PromptTemplate, make_pairs
 from ftbook.quant import load_model
 from ftbook.testing import tiny_model

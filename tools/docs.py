@@ -49,11 +49,10 @@ def readme(proc:Path, root:Path, built_with:str):
 KATEX_CDN = 'https://cdn.jsdelivr.net/npm/katex@0.16.11/dist'  # what smalldocs links; nbs/katex/ is the same version from npm
 
 def local_links(site:Path, public:str):
-    "Make the offline site whole on its own: links to the public site (nbdev's API links) relative, maths from the local KaTeX copy; long column names of tables may break after an underscore."
+    "Make the offline site whole on its own: links to the public site (nbdev's API links) relative, maths from the local KaTeX copy."
     for page in site.glob('*.html'):
         html = page.read_text()
         fixed = html.replace(f'href="{public}/', 'href="').replace(KATEX_CDN, 'katex')
-        fixed = re.sub(r'<th([^>]*)>([^<]*_[^<]*)</th>', lambda m: f"<th{m.group(1)}>{m.group(2).replace('_', '_<wbr>')}</th>", fixed)  # column names break after _
         if fixed != html: page.write_text(fixed)
 
 def offline(cfg):

@@ -1,8 +1,8 @@
 """Open every page of the built site (`_docs/`) in headless Chromium and list what a reader should never see.
 
-Per page: warnings, tracebacks or machine paths in the text, text the browser took for a tag (`<style>`), and tables of
-nothing but zeros (a tiny random model's smoke run shown as if it were a result); tables and code outputs wider than their column (at 1280 and 1024 px);
-empty Details cells in settings tables; images that did not load, and the same picture shown twice; raw LaTeX; links whose page or anchor does not exist, and
+Per page: warnings, tracebacks or machine paths in the text, text the browser took for a tag (`<style>`), a `--flag` typeset as a dash,
+a class's signature shown as a function's (`)->None:`), and tables of nothing but zeros (a tiny random model's smoke run shown as if it were a
+result); tables and code outputs wider than their column, and numbers broken over two lines (at 1280 and 1024 px); empty Details cells in settings tables; images that did not load, and the same picture shown twice; raw LaTeX; links whose page or anchor does not exist, and
 links to the public site that should be relative. `python tools/site_check.py` prints a summary per page; the test
 `tests/test_docs.py::test_every_page_in_a_browser` fails on any problem."""
 import configparser, json, re, shutil, sys
@@ -43,7 +43,8 @@ PAGE_JS = r"""() => {
   const classes = [...main.querySelectorAll('pre')].map(p => (p.innerText || '').trim())  // a class's signature as if it were a function's
                   .filter(t => /^class \w+\(/.test(t) && /\)->None:$/.test(t)).map(t => 'a class shown with ->None: ' + t.split('\n')[0].slice(0, 60));
   return {
-    zeros: zeros.concat(classes),
+    zeros: zeros,
+    classes: classes,
     text: text,
     tags: tags,
     latex: (prose.innerText.match(/\\\(|\\\[|\\frac|\$\$/g) || []).length,
@@ -110,7 +111,7 @@ def check_site(site:Path=ROOT/'_docs', public:str|None=None)->dict:
     ids = {name: set(v['ids']) for name, v in seen.items()}
     for name, v in seen.items():
         twice = [f'the same picture {n} times' for f, n in Counter(v['shown']).items() if n > 1]
-        p = dict(text=text_problems(v['text']) + v['tags'] + v['zeros'], wide=v['wide'], details=v['details'], images=v['images'] + twice,
+        p = dict(text=text_problems(v['text']) + v['tags'] + v['zeros'] + v['classes'], wide=v['wide'], details=v['details'], images=v['images'] + twice,
                  latex=[f"{v['latex']} raw LaTeX delimiters"] if v['latex'] else [], links=[])
         for href in v['links']:
             u = urlparse(href)
