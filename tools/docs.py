@@ -10,6 +10,7 @@ import nbformat, warnings, yaml
 from nbdev.config import get_config
 from nbdev.doclinks import _build_modidx, _nbpath2html
 from nbdev.serve import proc_nbs
+from site_check import public_site  # tools/ is this script's folder
 
 warnings.filterwarnings('ignore', category=nbformat.validator.MissingIDFieldWarning)  # nbdev's processed cells have none
 
@@ -66,7 +67,7 @@ def offline(cfg):
     subprocess.run([str(smalldocs), 'render', str(proc)], check=True)
     shutil.rmtree(cfg.doc_path, ignore_errors=True)
     shutil.move(proc/cfg.doc_path.name, cfg.doc_path)
-    local_links(cfg.doc_path, cfg.doc_host.rstrip('/') + cfg.doc_baseurl.rstrip('/'))
+    local_links(cfg.doc_path, public_site())
 
 if __name__=='__main__':
     cfg = get_config()

@@ -5,7 +5,7 @@ a class's signature shown as a function's (`)->None:`), and tables of nothing bu
 result); tables and code outputs wider than their column, and numbers broken over two lines (at 1280 and 1024 px); empty Details cells in settings tables; images that did not load, and the same picture shown twice; raw LaTeX; links whose page or anchor does not exist, and
 links to the public site that should be relative. `python tools/site_check.py` prints a summary per page; the test
 `tests/test_docs.py::test_every_page_in_a_browser` fails on any problem."""
-import configparser, json, re, shutil, sys
+import json, re, shutil, sys
 from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -85,9 +85,10 @@ def text_problems(text:str)->list:
     return [l.strip()[:120] for l in text.splitlines() if SHOWN_TEXT.search(l)]
 
 def public_site()->str:
-    "The address the site is published at, from settings.ini (`doc_host` and `doc_baseurl`, as nbdev reads them)."
-    cfg = configparser.ConfigParser(); cfg.read(ROOT/'settings.ini')
-    return cfg['DEFAULT']['doc_host'].rstrip('/') + cfg['DEFAULT']['doc_baseurl'].rstrip('/')
+    "The address the site is published at: settings.ini's `doc_host` and `doc_baseurl`, read by nbdev."
+    from nbdev.config import get_config
+    cfg = get_config(path=ROOT)
+    return cfg.doc_host.rstrip('/') + cfg.doc_baseurl.rstrip('/')
 
 def check_site(site:Path=ROOT/'_docs', public:str|None=None)->dict:
     "Problems by page: {page: {kind: [what]}} for every page of `site`, each opened in headless Chromium."
