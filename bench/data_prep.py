@@ -6,7 +6,7 @@ from pathlib import Path
 from transformers.utils import logging as hf_logging
 from ftbook.core import machine_info
 from ftbook.data import PromptTemplate, make_pairs, pair_report, split_pairs, tokenize_pairs
-from ftbook.quant import load_tokenizer, pretrained_model
+from ftbook.model import load_tokenizer, pretrained_model
 
 WORDS = ('steel aluminium merino wool recycled polyester waterproof light warm compact folding insulated durable '
          'quiet rechargeable cotton bamboo ceramic glass oak leather nylon canvas').split()

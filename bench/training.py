@@ -36,9 +36,9 @@ RESULTS = Path(__file__).parent/'results'
 # ---------------------------------------------------------------- shared by every system
 def clinic_data(n_train:int)->tuple:
     "The worked example's records and their (prompt, completion) pairs: `n_train` training notes and N_VAL held-out ones."
-    from ftbook.clinic import SHORT_TEMPLATE
+    from ftbook.tasks.clinic import SHORT_TEMPLATE
     from ftbook.data import make_pairs
-    from ftbook.examples import clinic_notes
+    from ftbook.tasks.clinic_notes import clinic_notes
     records = clinic_notes(n_train + N_VAL, seed=0)
     pairs = make_pairs(records, SHORT_TEMPLATE)
     return records[:n_train], pairs[:n_train], pairs[n_train:]
@@ -72,10 +72,10 @@ class Meter(TrainerCallback):
 def validation_loss(adapter_dir:str, val_pairs:list)->float:
     "Mean loss per completion token of `val_pairs`, for the adapter in `adapter_dir` on a freshly loaded 4-bit base: the same for all."
     from peft import PeftModel
-    from ftbook.clinic import SHORT_TEMPLATE
+    from ftbook.tasks.clinic import SHORT_TEMPLATE
     from ftbook.data import tokenize_pairs
     from ftbook.quant import load_model
-    from ftbook.train import cpu_inference_repacking
+    from ftbook.layout import cpu_inference_repacking
     base, tok = load_model()
     model = PeftModel.from_pretrained(base, adapter_dir).eval()
     cpu_inference_repacking(model, False)  # a few forward passes: not worth bitsandbytes' one-off repacking
@@ -91,7 +91,7 @@ def plain_model():
     "The book's model in NF4 4-bit the plain transformers way, and its tokenizer (EOS as padding when it has no pad token)."
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
     from ftbook.core import pick_dtype
-    from ftbook.quant import pretrained_model
+    from ftbook.model import pretrained_model
     folder, dtype = pretrained_model(), pick_dtype()
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, quantization_config=BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype))
@@ -109,9 +109,10 @@ def common_args(out:str)->dict:
 
 # ---------------------------------------------------------------- the systems
 def run_ftbook(train_records, out, meter, packing:bool)->str:
-    from ftbook.worked_example import worked_example_config
-    from ftbook.quant import load_tokenizer, pretrained_model
-    from ftbook.train import TrainingMonitor, train
+    from ftbook.tasks.worked_example import worked_example_config
+    from ftbook.model import load_tokenizer, pretrained_model
+    from ftbook.monitor import TrainingMonitor
+    from ftbook.training import train
     class Monitor(TrainingMonitor):  # ftbook's own monitor, passing the meter its events
         def on_train_begin(self, *a, **kw): meter.on_train_begin(*a, **kw); return super().on_train_begin(*a, **kw)
         def on_step_begin(self, *a, **kw): meter.on_step_begin(*a, **kw); return super().on_step_begin(*a, **kw)
@@ -180,7 +181,7 @@ def matmul_peak(dtype:torch.dtype, n:int=2048, seconds:float=3.0)->float:
 def frozen_params()->tuple:
     "Weights of the base model (the tied input/output embedding counted once: the output projection is a matrix multiply), and of its output layer."
     from transformers import AutoConfig, AutoModelForCausalLM
-    from ftbook.quant import pretrained_model
+    from ftbook.model import pretrained_model
     with torch.device('meta'): m = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(pretrained_model()))
     return sum(p.numel() for p in m.parameters()), m.get_output_embeddings().weight.numel()
 

@@ -29,10 +29,11 @@ from ftbook.cli import parse_overrides
 from ftbook.data import PromptTemplate, make_pairs, pair_report, prompt_text, split_pairs, tokenize_pairs
 from ftbook.system import System, load_system
 from ftbook.eval import Rouge, compare
-from ftbook.export import export
-from ftbook.quant import load_model, load_tokenizer, prepare_tokenizer
+from ftbook.ship import export
+from ftbook.quant import load_model
+from ftbook.model import load_tokenizer, prepare_tokenizer
 from ftbook.testing import chat_tokenizer, tiny_model
-from ftbook.train import train
+from ftbook.training import train
 from ftbook.config import DataSettings, ModelSettings, RunConfig
 
 PKG = Path(ftbook.__file__).parent

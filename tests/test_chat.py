@@ -7,7 +7,8 @@ from ftbook.cli import main
 from ftbook.config import DataSettings, ModelSettings, RunConfig
 from ftbook.data import PromptTemplate, conversation_turns, loss_spans, make_pairs, pair_report, split_pairs, tokenize_pairs
 from ftbook.testing import chat_tokenizer, tiny_model
-from ftbook.train import train, training_rows
+from ftbook.training import train
+from ftbook.trainer import training_rows
 
 BIN = Path(sys.executable).parent
 

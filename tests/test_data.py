@@ -2,7 +2,7 @@
 import json
 import pandas as pd, pytest
 from ftbook.data import PromptTemplate, make_pairs, read_records, split_pairs, tokenize_pairs
-from ftbook.quant import load_tokenizer
+from ftbook.model import load_tokenizer
 from ftbook.testing import tiny_model
 
 T = PromptTemplate('Specs: {specs}', '{description}')

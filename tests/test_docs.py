@@ -16,7 +16,7 @@ def directives(src:str)->set:
 
 def shows_no_output(src:str)->bool: return bool(directives(src) & {'hide', 'output: false'})  # nbdev keeps its outputs off the page
 
-def page_name(nb:Path)->str: return _nbpath2html(nb).name  # nbdev's page name: `01_quant.ipynb` -> `quant.html`
+def page_name(nb:Path)->str: return _nbpath2html(nb).name  # nbdev's page name: `02_quant.ipynb` -> `quant.html`
 def notebooks(): return sorted((ROOT/'nbs').glob('*.ipynb'))
 
 @pytest.fixture(scope='module')
@@ -131,8 +131,8 @@ def test_saved_widgets_say_what_they_are():
                 if not text.startswith('[') or 'interactive widget' not in text: bad.append(f'{nb_path.name}: {text[:60]}')
     assert not bad, bad
 
-PICTURED = [('03b_dashboard.ipynb', 'the dashboard', True), ('03b_dashboard.ipynb', 'the control panel', True),
-            ('04_eval.ipynb', 'the explorer', True), ('02_data.ipynb', 'the pair browser', False)]
+PICTURED = [('14_dashboard.ipynb', 'the dashboard', True), ('14_dashboard.ipynb', 'the control panel', True),
+            ('15_eval.ipynb', 'the explorer', True), ('03_data.ipynb', 'the pair browser', False)]
 
 @pytest.mark.parametrize('nb_name,what,real_run', PICTURED)
 def test_every_widget_is_pictured_on_its_page(site, nb_name, what, real_run):

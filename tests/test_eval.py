@@ -146,7 +146,7 @@ def test_perplexity_needs_references(tiny):
     with pytest.raises(KeyError, match="no field \\['summary'\\]"): perplexity(tiny, [dict(note='x')])
 
 def test_adapter_saved_like_a_training_run(tmp_path):
-    "adapter/ with its tokenizer and template.json, as ftbook.train saves it: the system uses both."
+    "adapter/ with its tokenizer and template.json, as ftbook.training saves it: the system uses both."
     from peft import LoraConfig, get_peft_model
     model, tok = load_model(tiny_model('llama'))
     peft = get_peft_model(model, LoraConfig(r=2, target_modules='all-linear', task_type='CAUSAL_LM'))

@@ -1,11 +1,11 @@
-"ftbook.examples as a user imports it: a large clean set through the data checks, the held-out set, corruption, facts in model-like text, and bad arguments that must fail clearly."
+"ftbook.tasks.clinic_notes as a user imports it: a large clean set through the data checks, the held-out set, corruption, facts in model-like text, and bad arguments that must fail clearly."
 import json, os, subprocess, sys
 import pytest
 from ftbook.data import make_pairs, normalize, pair_report, read_records
-from ftbook.clinic import SHORT_TEMPLATE, SUMMARY_SECTIONS, clinic_facts, format_problems, normalize_dose, parse_summary
-from ftbook.conditions import CONDITIONS, Condition, parse_med
-from ftbook.examples import CORRUPTIONS, STYLES, clinic_notes, clinic_split, corrupt_summary, held_out_notes
-from ftbook.quant import load_tokenizer, pretrained_model
+from ftbook.tasks.clinic import SHORT_TEMPLATE, SUMMARY_SECTIONS, clinic_facts, format_problems, normalize_dose, parse_summary
+from ftbook.tasks.conditions import CONDITIONS, Condition, parse_med
+from ftbook.tasks.clinic_notes import CORRUPTIONS, STYLES, clinic_notes, clinic_split, corrupt_summary, held_out_notes
+from ftbook.model import load_tokenizer, pretrained_model
 
 @pytest.fixture(scope='module')
 def big(): return clinic_notes(5000)
@@ -27,13 +27,13 @@ def test_5000_records_are_consistent(big):
 
 def test_same_records_in_any_process():
     "No dependence on Python's per-process string hashing (set order) or on the global random state."
-    code = "import json, random; random.seed(123); from ftbook.examples import clinic_notes; print(json.dumps(clinic_notes(200, corrupt=0.3)))"
+    code = "import json, random; random.seed(123); from ftbook.tasks.clinic_notes import clinic_notes; print(json.dumps(clinic_notes(200, corrupt=0.3)))"
     outs = [subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
                            env={**os.environ, 'PYTHONHASHSEED': h}).stdout for h in ('1', '2')]
     assert outs[0] == outs[1] and json.loads(outs[0]) == clinic_notes(200, corrupt=0.3)
 
 def test_no_torch_needed():
-    code = "import sys, ftbook.examples; print('torch' in sys.modules)"
+    code = "import sys, ftbook.tasks.clinic_notes; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.strip() == 'False'
 
 def test_records_round_trip_through_jsonl(tmp_path):

@@ -17,7 +17,7 @@ def test_killed_export_leaves_nothing_under_the_final_name(tmp_path, kill_at):
     assert sorted(p.name for p in dest.iterdir()) == ['Modelfile', 'README.md', 'run-f16.gguf']
 
     import torch
-    from ftbook.export import check_gguf
-    from ftbook.train import merge_adapter
+    from ftbook.ship import check_gguf
+    from ftbook.ship import merge_adapter
     c = check_gguf(merge_adapter(run/'adapter', tmp_path/'merged32', dtype=torch.float32), dest/'run-f16.gguf', ['What is 7 plus 7?', 'Patient: 58-year-old male'])
     assert c['same_tokens'] and c['same_chat_template'] and c['max_logit_diff'] <= 0.002 * c['logit_span'], c

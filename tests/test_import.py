@@ -22,8 +22,13 @@ levels = {n: lv for n, lv in after['loggers'].items() if lv != before['loggers']
 print(json.dumps(dict(changed={k: str(v)[:2000] for k, v in changed.items()}, levels=levels)))
 """
 
-MODULES = ['ftbook', 'ftbook.core', 'ftbook.quant', 'ftbook.data', 'ftbook.train', 'ftbook.eval', 'ftbook.clinic', 'ftbook.conditions', 'ftbook.examples', 'ftbook.worked_example',
-           'ftbook.products', 'ftbook.choose', 'ftbook.chain', 'ftbook.search', 'ftbook.cli']
+import importlib, pkgutil
+from pathlib import Path
+import ftbook, ftbook.tasks
+
+LIBRARY = sorted(f'ftbook.{m.name}' for m in pkgutil.iter_modules(ftbook.__path__) if not m.name.startswith('_') and m.name != 'tasks')
+TASKS = sorted(f'ftbook.tasks.{m.name}' for m in pkgutil.iter_modules(ftbook.tasks.__path__))
+MODULES = ['ftbook', *LIBRARY, *TASKS]
 
 def probe(tmp_path, *modules)->dict:
     out = subprocess.run([sys.executable, '-c', SCRIPT, *modules], capture_output=True, text=True, timeout=600,
@@ -43,18 +48,38 @@ def test_the_probe_sees_each_kind_of_change(tmp_path):
     assert set(res['changed']) == {'filters', 'formatters'} and res['levels'] == {'bitsandbytes': 40}, res
 
 def test_public_api_is_small_and_documented():
-    "At most 60 names across the package are public (`__all__`), each function and class with a docstring; the rest is for ftbook's own use."
-    import importlib, pkgutil, ftbook
-    mods = [importlib.import_module(f'ftbook.{m.name}') for m in pkgutil.iter_modules(ftbook.__path__) if not m.name.startswith('_')]
-    public = {f'{m.__name__}.{n}': getattr(m, n) for m in mods for n in m.__all__}
-    assert len(public) <= 60, (len(public), sorted(public))
-    undocumented = [name for name, obj in public.items() if callable(obj) and not (obj.__doc__ or '').strip()]
+    "The library's public names are `ftbook.__all__`: at most 60, each with a docstring, and exactly the union of its modules' `__all__`."
+    mods = [importlib.import_module(m) for m in LIBRARY]
+    public = {n for m in mods for n in m.__all__}
+    assert set(ftbook.__all__) == public, (sorted(set(ftbook.__all__) - public), sorted(public - set(ftbook.__all__)))
+    assert len(ftbook.__all__) <= 60, len(ftbook.__all__)
+    undocumented = [n for n in ftbook.__all__ if callable(getattr(ftbook, n)) and not (getattr(ftbook, n).__doc__ or '').strip()]
     assert not undocumented, undocumented
 
+def _imports(f:Path)->list:
+    "(module, name) of each `from ... import` in a source file, relative modules made absolute."
+    import ast
+    pkg = '.'.join(f.relative_to(Path(ftbook.__file__).parents[1]).with_suffix('').parts[:-1])
+    out = []
+    for node in ast.walk(ast.parse(f.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = pkg.rsplit('.', node.level - 1)[0] if node.level else ''
+            module = '.'.join(x for x in (base, node.module) if x)
+            out += [(module, a.name) for a in node.names]
+    return out
+
+def library_files(): return [f for f in Path(ftbook.__file__).parent.glob('*.py') if f.name != '_modidx.py']
+def task_files(): return list(Path(ftbook.tasks.__file__).parent.glob('*.py'))
+
 def test_no_module_imports_a_private_name_of_another():
-    import ast, ftbook
-    from pathlib import Path
-    bad = [f'{f.name}: from {node.module} import {a.name}' for f in Path(ftbook.__file__).parent.glob('*.py') if f.name != '_modidx.py'
-           for node in ast.walk(ast.parse(f.read_text())) if isinstance(node, ast.ImportFrom) and (node.level or 'ftbook' in (node.module or ''))
-           for a in node.names if a.name.startswith('_')]
+    bad = [f'{f.name}: from {m} import {n}' for f in library_files() + task_files() for m, n in _imports(f) if m.startswith('ftbook') and n.startswith('_')]
     assert not bad, bad
+
+def test_the_library_never_imports_a_task():
+    "The arrow points down: ftbook.tasks builds on the library, never the other way (the command line finds tasks through entry points)."
+    bad = [f'{f.name}: from {m} import {n}' for f in library_files() for m, n in _imports(f) if m.startswith('ftbook.tasks') or (m, n) == ('ftbook', 'tasks')]
+    assert not bad, bad
+
+def test_the_layout_shows_library_and_tasks_apart():
+    assert {'clinic', 'conditions', 'clinic_notes', 'worked_example', 'products', 'support', 'search', 'chain', 'choose'} == {m.split('.')[-1] for m in TASKS}
+    assert not set(LIBRARY) & {f'ftbook.{t.split(".")[-1]}' for t in TASKS}

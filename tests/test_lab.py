@@ -35,7 +35,7 @@ def notebook_names(listing:dict)->set: return {c['name'] for c in listing['conte
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='runs as root only where the tests run as root')
 def test_make_lab_starts_as_root():
-    assert {'index.ipynb', '10_medical_summaries.ipynb'} <= notebook_names(lab_contents())
+    assert {'index.ipynb', '21_medical_summaries.ipynb'} <= notebook_names(lab_contents())
 
 def user_namespaces()->bool:
     return shutil.which('unshare') is not None and subprocess.run([*UNSHARE, 'true'], capture_output=True).returncode == 0
@@ -44,7 +44,7 @@ def user_namespaces()->bool:
 def test_make_lab_starts_as_an_ordinary_user():
     "In a user namespace the process has uid 1000 (its files stay readable, unlike switching to `nobody`, which cannot enter /root where this machine's Python lives)."
     assert subprocess.run([*UNSHARE, 'id', '-u'], capture_output=True, text=True).stdout.strip() == '1000'
-    assert {'index.ipynb', '10_medical_summaries.ipynb'} <= notebook_names(lab_contents(not_root=True))
+    assert {'index.ipynb', '21_medical_summaries.ipynb'} <= notebook_names(lab_contents(not_root=True))
 
 def test_the_ftbook_kernel_is_registered():
     "Front ends other than `make lab` (VS Code, a system JupyterLab) find a kernel that runs this environment's Python."

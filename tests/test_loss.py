@@ -4,7 +4,7 @@ from peft import LoraConfig, get_peft_model
 from ftbook.data import PromptTemplate, collate, make_pairs, pack_examples, tokenize_pairs
 from ftbook.loss import completion_loss, loss_for
 from ftbook.quant import load_model
-from ftbook.train import cpu_inference_repacking
+from ftbook.layout import cpu_inference_repacking
 
 NOTES = [dict(note=f'Patient {i} reports a cough for {i+2} days, no fever. Lungs clear. Temperature 37.{i} C.',
               summary=f'Complaint: cough, {i+2} days.\nFindings: lungs clear, afebrile (37.{i} C).\nPlan: fluids, review in one week.') for i in range(6)]

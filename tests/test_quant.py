@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest, torch
 from safetensors.torch import save_file
 from transformers import BertConfig
-from ftbook.quant import INSTALL_CMD, PackagedModel, load_model, memory_report, packaged_file, pretrained_model
+from ftbook.model import INSTALL_CMD, PackagedModel, packaged_file, pretrained_model
+from ftbook.quant import load_model, memory_report
 from ftbook.testing import lora_smoke_step, tiny_model
 from ftbook.system import System
 
@@ -20,7 +21,7 @@ def test_real_model_loads_generates_and_trains():
 
 def test_interrupted_conversion_leaves_no_model_then_converts_once(tmp_path, kill_at):
     env = {**os.environ, 'FTBOOK_CACHE': str(tmp_path/'cache')}
-    code = "from ftbook.quant import pretrained_model; print(pretrained_model(source='package'))"
+    code = "from ftbook.model import pretrained_model; print(pretrained_model(source='package'))"
     kill_at([sys.executable, '-c', code], 'converting', env=env)  # killed with the weights written, the tokenizer not yet
     models = tmp_path/'cache'/'models'
     assert [p.name for p in models.glob('.*tmp-*') if any(p.iterdir())] and not (models/'SmolLM2-135M-Instruct').exists()

@@ -1,11 +1,12 @@
-"""Reliability and safety of ftbook.train as a user runs it: `ftbook train` SIGKILLed again and again (some kills while a checkpoint
+"""Reliability and safety of ftbook.training as a user runs it: `ftbook train` SIGKILLed again and again (some kills while a checkpoint
 is being written) and resumed each time; no pickle loading of weights; no model code run unless asked; no place for a token in a config."""
 import ast, json, os, random, re, shutil, string, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest, torch, yaml
 import ftbook
 from ftbook.testing import tiny_model
-from ftbook.train import COMPLETE, complete_checkpoints, decided_config
+from ftbook.checkpoints import COMPLETE, complete_checkpoints
+from ftbook.training import decided_config
 from ftbook.config import ConfigError, RunConfig
 
 from conftest import write_run_config
@@ -141,7 +142,9 @@ def test_no_pickle_loading_and_no_remote_code_by_default_in_the_source():
 WEIGHTS_ONLY_SCRIPT = """
 import json, sys
 from pathlib import Path
-from ftbook.train import TrainingMonitor, train, merge_adapter
+from ftbook.monitor import TrainingMonitor
+from ftbook.training import train
+from ftbook.ship import merge_adapter
 from ftbook.config import RunConfig
 from ftbook.system import load_system
 cfg = RunConfig.load(sys.argv[1])
@@ -200,8 +203,9 @@ def remote_code_folder(d:Path, tokenizer:bool)->tuple:
 
 REMOTE_SCRIPT = """
 import json, sys
-from ftbook.quant import load_model, load_tokenizer
-from ftbook.train import linear_layer_names
+from ftbook.quant import load_model
+from ftbook.model import load_tokenizer
+from ftbook.adapters import linear_layer_names
 from ftbook.system import load_system
 path, trust = sys.argv[1], sys.argv[2] == 'trust'
 out = {}

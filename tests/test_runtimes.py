@@ -4,7 +4,7 @@ Opt-in: `make test-runtimes` builds llama-cpp-python (it compiles llama.cpp) and
 import numpy as np, pytest, torch
 llama_cpp = pytest.importorskip('llama_cpp', reason='llama-cpp-python is not installed: `make test-runtimes` builds and installs it')
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from ftbook.export import write_gguf
+from ftbook.ship import write_gguf
 from ftbook.testing import tiny_model
 
 TEXT = "<|im_start|>user\nPatient: 58-year-old male, aspirin 81 mg PO daily. I've 33 333 of them 🦙<|im_end|>\n<|im_start|>assistant\n"

@@ -1,8 +1,8 @@
-"ftbook.search beyond the chapter: the embedding model chosen by FTBOOK_EMBEDDER, saving that never leaves a half-written folder, and clear errors."
+"ftbook.tasks.search beyond the chapter: the embedding model chosen by FTBOOK_EMBEDDER, saving that never leaves a half-written folder, and clear errors."
 from pathlib import Path
 import pytest, torch
-import ftbook.search as search
-from ftbook.search import (clinician_queries, default_embedder, load_embedder, protocol_documents, query_ranks,
+import ftbook.tasks.search as search
+from ftbook.tasks.search import clinician_queries, default_embedder, load_embedder, protocol_documents, query_ranks
                            save_embedder, split_conditions, training_pairs)
 
 @pytest.fixture(scope='module')

@@ -1,4 +1,4 @@
-"ftbook.train as a user runs it: the `ftbook train` command killed and resumed, two DDP processes, and the guards that need whole runs (gradient accumulation, early stopping, the inference prompt). Bad configs are in the bad-input corpus."
+"ftbook.training as a user runs it: the `ftbook train` command killed and resumed, two DDP processes, and the guards that need whole runs (gradient accumulation, early stopping, the inference prompt). Bad configs are in the bad-input corpus."
 import json, subprocess, sys
 from pathlib import Path
 from dataclasses import replace
@@ -6,7 +6,8 @@ import pandas as pd
 from ftbook.data import PromptTemplate, make_pairs
 from ftbook.quant import load_model
 from ftbook.testing import tiny_model
-from ftbook.train import complete_checkpoints, train
+from ftbook.checkpoints import complete_checkpoints
+from ftbook.training import train
 from ftbook.config import DataSettings, ModelSettings, RunConfig
 
 from conftest import write_run_config

@@ -15,7 +15,7 @@ from site_check import public_site  # tools/ is this script's folder
 warnings.filterwarnings('ignore', category=nbformat.validator.MissingIDFieldWarning)  # nbdev's processed cells have none
 
 def page_names(proc:Path)->dict:
-    "Map each processed notebook named with a numeric prefix to nbdev's page name (`01_quant.ipynb` -> `quant.ipynb`)."
+    "Map each processed notebook named with a numeric prefix to nbdev's page name (`02_quant.ipynb` -> `quant.ipynb`)."
     return {p.name: _nbpath2html(p).with_suffix('.ipynb').name for p in proc.glob('*.ipynb')
             if _nbpath2html(p).stem != p.stem.lower()}
 
@@ -59,7 +59,7 @@ def local_links(site:Path, public:str):
 def offline(cfg):
     "Process the notebooks with nbdev, render them with smalldocs, move the site to `_docs/`."
     _build_modidx()
-    proc = proc_nbs(force=True)  # with settings.ini's `procs`: ftbook.core.reader_outputs cleans every saved output, as in nbdev_docs
+    proc = proc_nbs(force=True)  # with settings.ini's `procs`: ftbook.book.reader_outputs cleans every saved output, as in nbdev_docs
     from importlib.metadata import version
     readme(proc, cfg.config_path, f"offline with smalldocs {version('smalldocs')} (Quarto was not installed)")
     rename_pages(proc, page_names(proc))

@@ -9,9 +9,9 @@ About 10 minutes a run on a 2-core CPU; results accumulate in bench/results/upca
 Not part of `make bench`. `train_s` is only comparable between runs made on a quiet machine."""
 import json, sys, time, dataclasses
 from pathlib import Path
-import ftbook.train as T
+import ftbook.training as T
 from peft import prepare_model_for_kbit_training
-from ftbook.worked_example import worked_example_data, worked_example_config, evaluate_clinic, TUNED_NAME, report_table
+from ftbook.tasks.worked_example import worked_example_data, worked_example_config, evaluate_clinic, TUNED_NAME, report_table
 from ftbook.system import load_system
 orig = T.add_lora
 def add_lora_upcast(model, lora):
