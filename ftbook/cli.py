@@ -12,10 +12,10 @@ from .training import train
 from .config import ConfigError, RunConfig
 from .eval import METRIC_MENU
 
-_all_ = ['main']  # what a user calls; the rest is exported for the package's own use
+_all_ = []  # the `ftbook` command (`main`) is what a user calls, from a terminal
 
 # %% auto #0
-__all__ = ['main']
+__all__ = []
 
 # %% ../nbs/64_cli.ipynb #cfc6f56f
 def parse_overrides(items:list, # 'section.setting=value' strings, values in YAML syntax

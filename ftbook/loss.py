@@ -8,12 +8,13 @@ import warnings
 from contextlib import contextmanager
 import torch, torch.nn.functional as F
 
-LOGIT_CHUNK_VALUES = 2**25  # logits per chunk of the output layer: 128 MB in float32
-
 _all_ = []  # plumbing for training and evaluation: a user never calls it
 
 # %% auto #0
-__all__ = ['LOGIT_CHUNK_VALUES']
+__all__ = []
+
+# %% ../nbs/09_loss.ipynb #logit-chunk
+LOGIT_CHUNK_VALUES = 2**25  # logits per chunk of the output layer: 128 MB in float32 (the memory estimate counts one chunk)
 
 # %% ../nbs/09_loss.ipynb #e4dac07f
 def loss_targets(labels:torch.Tensor, # [batch, seq]: token ids where the loss counts, -100 elsewhere

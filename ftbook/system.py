@@ -15,10 +15,10 @@ from .data import PromptTemplate, conversation_pair, fill, make_pairs, prompt_te
 from .quant import load_model
 from .model import load_tokenizer, padding_side
 
-_all_ = ['System', 'load_system']  # what a user calls; the rest is exported for the package's own use
+_all_ = ['System', 'load_system', 'base_system']  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['System', 'load_system']
+__all__ = ['System', 'load_system', 'base_system']
 
 # %% ../nbs/04_system.ipynb #a3df0a18
 @dataclass

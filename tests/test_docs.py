@@ -95,7 +95,7 @@ def test_every_page_in_a_browser(site):
     bad = {page: p for page, p in problems.items() if p}
     assert not bad, '\n'.join(f'{page}: {kind}: {items[:5]}' for page, p in bad.items() for kind, items in p.items())
 
-NEWCOMER_PATH = [('install.html', 'index.html#quickstart'), ('index.html', 'your_own_data.html'), ('your_own_data.html', 'export.html')]
+NEWCOMER_PATH = [('install.html', 'index.html#quickstart'), ('index.html', 'your_own_data.html'), ('your_own_data.html', 'ship.html')]
 
 def test_a_newcomer_path_from_install_to_a_shipped_model(site):
     "Install page -> quickstart -> own data -> export: each page links to the next step, and the link's page and anchor exist."
