@@ -38,7 +38,7 @@ def test_the_installed_package_is_the_one_imported(installed):
 def test_the_wheel_holds_the_package_and_its_data_and_no_book(installed):
     _, wheel, _ = installed
     names = zipfile.ZipFile(wheel).namelist()
-    assert 'ftbook/tasks/data/handwritten_notes.jsonl' in names and 'ftbook/training.py' in names and 'ftbook/tasks/worked_example.py' in names
+    assert {'ftbook/tasks/data/handwritten_notes.jsonl', 'ftbook/tasks/data/conditions.yaml'} <= set(names) and 'ftbook/training.py' in names and 'ftbook/tasks/worked_example.py' in names
     assert not [n for n in names if n.startswith(('nbs/', 'tests/', 'tools/', 'bench/'))]
 
 def test_a_plain_install_leaves_the_notebook_stack_to_extras(installed):

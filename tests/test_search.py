@@ -2,8 +2,8 @@
 from pathlib import Path
 import pytest, torch
 import ftbook.tasks.search as search
-from ftbook.tasks.search import clinician_queries, default_embedder, load_embedder, protocol_documents, query_ranks
-                           save_embedder, split_conditions, training_pairs)
+from ftbook.tasks.search import (clinician_queries, default_embedder, load_embedder, protocol_documents, query_ranks,
+                                 save_embedder, split_conditions, training_pairs)
 
 @pytest.fixture(scope='module')
 def stock(): return load_embedder(device='cpu')

@@ -4,8 +4,10 @@
 
 # %% ../../nbs/23_conditions.ipynb #c01373f0
 from __future__ import annotations
-import string
-from dataclasses import dataclass, field
+import string, yaml
+from dataclasses import MISSING, dataclass, field, fields
+from importlib.resources import files
+from pathlib import Path
 from .clinic import FORMULARY
 
 _all_ = []  # the generator's data: nothing here is called by a user
@@ -63,6 +65,27 @@ def plain_terse(items:list)->list:
     "'plain | terse' strings as (plain, terse) pairs; an item without '|' is written the same both ways."
     return [tuple(s.strip() for s in it.split('|')) if '|' in it else (it, it) for it in items]
 
+TEXTS = ('complaint', 'findings', 'assessment', 'plan', 'tests', 'history', 'details')  # the fields written 'plain | terse'
+UNITS = ('day', 'week', 'month')
+def _seq(v, n:int|None=None)->bool: return isinstance(v, (list, tuple)) and (n is None or len(v) == n)
+def _nums(v, n:int)->bool: return _seq(v, n) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+def _texts(v, least:int=0)->bool: return _seq(v) and len(v) >= least and all(isinstance(t, str) for t in v)
+SHAPES = {  # field: (whether a value is written right, how to write it)
+    **{f: (lambda v: isinstance(v, str) and v != '', 'a text') for f in ('name', 'specialty')},
+    'ages': (lambda v: _nums(v, 2), '[youngest, oldest]'),
+    'duration': (lambda v: _seq(v, 3) and _nums(v[:2], 2) and v[2] in UNITS, f'[shortest, longest, unit], the unit one of {list(UNITS)}'),
+    **{f: (_texts, "a list of 'plain | terse' texts") for f in TEXTS},
+    **{f: (lambda v: _texts(v, 1), "a list of at least one 'plain | terse' text") for f in ('complaint', 'assessment')},
+    'meds': (lambda v: _seq(v) and len(v) > 0 and all(map(_texts, v)), 'a list of options, each a list of prescriptions ([] for none)'),
+    'follow_up': (lambda v: _seq(v) and len(v) > 0 and all(f == 'prn' or (_seq(f, 2) and _nums(f[:1], 1) and f[1] in UNITS) for f in v),
+                  f"a list of [number, unit] or prn, the unit one of {list(UNITS)}"),
+    'female': (lambda v: _nums([v], 1) and 0 <= v <= 1, 'a share from 0 to 1'),
+    'vitals': (lambda v: isinstance(v, dict) and all(_nums(r, 2) for r in v.values()), '{vital: [low, high]}'),
+    'key_vitals': (_texts, 'a list of vital signs'),
+    'slots': (lambda v: isinstance(v, dict) and all(_texts(t, 1) for t in v.values()), "{slot: ['plain | terse' values]}"),
+    'numbers': (lambda v: isinstance(v, dict) and all(_nums(r, 3) for r in v.values()), '{slot: [low, high, decimals]}'),
+}
+
 @dataclass
 class Condition:
     "What one kind of visit can look like: who comes, what they say, what is found, and what is done."
@@ -86,503 +109,57 @@ class Condition:
     numbers:dict = field(default_factory=dict)  # slot -> (low, high, decimals), one drawn per visit
 
     def __post_init__(self):
-        for f in ('complaint', 'findings', 'assessment', 'plan', 'tests', 'history', 'details'): setattr(self, f, plain_terse(getattr(self, f)))
+        self._check_shapes()
+        self.ages, self.duration, self.key_vitals = tuple(self.ages), tuple(self.duration), tuple(self.key_vitals)  # tuples, as the generator
+        self.follow_up = [f if f == 'prn' else tuple(f) for f in self.follow_up]                                       # unpacks them, whether written
+        self.vitals, self.numbers = ({k: tuple(r) for k,r in d.items()} for d in (self.vitals, self.numbers))          # in Python or read from YAML
+        for f in TEXTS: setattr(self, f, plain_terse(getattr(self, f)))
         self.slots = {k: plain_terse(v) for k,v in self.slots.items()}
         self.meds = [[parse_med(m) for m in option] for option in self.meds]
         unknown = sorted({m['drug'] for o in self.meds for m in o} - set(FORMULARY))
         if unknown: raise ValueError(f'Condition {self.name!r} prescribes {unknown}, not in the clinic\'s formulary: add them to FORMULARY in ftbook.tasks.clinic.')
         self._check_slots()
 
+    def _check_shapes(self):
+        "Each field written as `SHAPES` says, or a clear error now: in a data file, 'ages: 35-85' or one text where a list is due is easy to write."
+        for f,(ok,how) in SHAPES.items():
+            if not ok(getattr(self, f)): raise ValueError(f'Condition {self.name!r} writes {f} as {getattr(self, f)!r}: write {how}.')
+
     def _check_slots(self):
         "Every {slot} used in a text is defined, or a clear error now rather than at generation time."
-        texts = [t for f in ('complaint', 'findings', 'assessment', 'plan', 'tests', 'history', 'details') for p in getattr(self, f) for t in p]
+        texts = [t for f in TEXTS for p in getattr(self, f) for t in p]
         used = {name for t in texts for _,name,_,_ in string.Formatter().parse(t) if name}
         missing = used - set(self.slots) - set(self.numbers)
         if missing: raise ValueError(f'Condition {self.name!r} uses {sorted(missing)} in its texts: define them in slots= or numbers=.')
 
 # %% ../../nbs/23_conditions.ipynb #644f5986
-CONDITIONS = {}
+def _condition(row,       # one item of the table, as YAML reads it
+               where:str, # the file and line it comes from, for the error
+              )->Condition:
+    "One row as a `Condition`, or an error that says where it is, which condition, and what is wrong."
+    if not isinstance(row, dict): raise ValueError(f'{where}: write a condition as its fields ("name: ...", "specialty: ..."), not {row!r}.')
+    known = {f.name: f for f in fields(Condition)}
+    required = [k for k,f in known.items() if f.default is MISSING and f.default_factory is MISSING]
+    name, unknown, missing = row.get('name'), [k for k in row if k not in known], [k for k in required if k not in row]
+    if unknown: raise ValueError(f'{where}, condition {name!r}: unknown field {unknown}: the fields are {list(known)}.')
+    if missing: raise ValueError(f'{where}, condition {name!r}: missing field {missing}: every condition gives {required}.')
+    try: return Condition(**row)
+    except (TypeError, ValueError) as e: raise ValueError(f"{where}, condition {name!r}: {str(e).removeprefix(f'Condition {name!r} ')}") from None
 
-def add_condition(**kwargs, # the fields of a `Condition`
-                 ):
-    "Define a condition and add it to `CONDITIONS`, the table the generator draws from."
-    c = Condition(**kwargs)
-    CONDITIONS[c.name] = c
+def load_conditions(path:str|Path|None=None, # a YAML list of conditions (default: the table that ships with ftbook)
+                   )->dict:                   # name -> `Condition`, in the file's order
+    "The condition table read from YAML, each row checked: a bad row fails here, naming the file, its line, the condition and what is wrong."
+    source = Path(path) if path else files('ftbook.tasks').joinpath('data', 'conditions.yaml')  # package data: found in a wheel too
+    if not source.is_file(): raise FileNotFoundError(f'{source} not found: pass the path of a YAML table of conditions, or leave path out for the one that ships with ftbook.')
+    with source.open(encoding='utf-8') as f: root = yaml.compose(f, Loader=getattr(yaml, 'CSafeLoader', yaml.SafeLoader))  # nodes, which know their line (libyaml's parser, if there, is 8x faster)
+    if not isinstance(root, yaml.SequenceNode): raise ValueError(f'{source}: write the table as a list of conditions, each item starting "- name: ...".')
+    out, lines = {}, {}
+    for node in root.value:
+        line = node.start_mark.line + 1
+        c = _condition(yaml.constructor.SafeConstructor().construct_document(node), f'{source}, line {line}')
+        if c.name in out: raise ValueError(f'{source}, line {line}: condition {c.name!r} is already defined at line {lines[c.name]}: give each condition its own name.')
+        out[c.name], lines[c.name] = c, line
+    return out
 
-SIDE = ['right | R', 'left | L']
-
-# %% ../../nbs/23_conditions.ipynb #b3d34dd8
-# Cardiology and respiratory medicine
-add_condition(name='hypertension', specialty='cardiology', ages=(35, 85),
-    complaint=['elevated blood pressure readings at home | elevated home BP readings', 'headaches and a high blood pressure reading at a pharmacy | HAs, high BP at pharmacy',
-               'follow-up of high blood pressure | f/u HTN'],
-    duration=(2, 8, 'week'), history=['type 2 diabetes | DM2', 'hyperlipidemia | HLD', 'obesity', 'obstructive sleep apnea | OSA'],
-    details=['no chest pain | denies CP', 'no vision changes | no vision changes', '{drinks} alcoholic drinks a week | EtOH {drinks}/wk'],
-    vitals=dict(sbp=(146, 178), dbp=(90, 106)), key_vitals=('bp', 'hr'),
-    findings=['no leg edema | no LE edema', 'regular heart rhythm without murmur | RRR, no murmur', 'clear lungs | lungs CTA', 'normal fundi | fundi nl'],
-    tests=['creatinine {cr} mg/dL | Cr {cr}', 'ECG with normal sinus rhythm | ECG NSR', 'urinalysis negative for protein | UA neg protein'],
-    numbers=dict(cr=(0.7, 1.2, 1), drinks=(0, 10, 0)),
-    assessment=['Essential hypertension, not at goal | HTN, uncontrolled', 'Uncontrolled essential hypertension | HTN not at goal'],
-    plan=['Home blood pressure log twice daily | home BP log BID', 'Low-sodium diet and regular exercise | low Na diet, exercise',
-          'Basic metabolic panel in 2 weeks | BMP in 2 wks', 'Limit alcohol | limit EtOH'],
-    meds=[['lisinopril 10 mg PO daily'], ['lisinopril 20 mg PO daily'], ['amlodipine 5 mg PO daily'], ['amlodipine 10 mg PO daily'],
-          ['hydrochlorothiazide 25 mg PO daily'], ['losartan 50 mg PO daily'], ['lisinopril 20 mg PO daily', 'hydrochlorothiazide 12.5 mg PO daily']],
-    follow_up=[(2, 'week'), (4, 'week'), (1, 'month'), (6, 'week')])
-
-add_condition(name='stable angina', specialty='cardiology', ages=(48, 85), female=0.35,
-    complaint=['chest pressure with exertion | exertional CP', 'chest tightness when climbing stairs | chest tightness w/ stairs'],
-    duration=(1, 6, 'week'), history=['hypertension | HTN', 'hyperlipidemia | HLD', 'type 2 diabetes | DM2', 'former smoker | ex-smoker'],
-    details=['relief with rest within {rest} minutes | relieved w/ rest <{rest} min', 'no pain at rest | no rest pain', 'no fainting | denies syncope'],
-    numbers=dict(rest=(3, 10, 0)), key_vitals=('bp', 'hr'),
-    findings=['regular rhythm, no murmur | RRR, no m/r/g', 'clear lungs | CTAB', 'no leg edema | no LE edema', 'normal peripheral pulses | 2+ pulses throughout'],
-    tests=['ECG without acute ST changes | ECG no acute ST changes', 'troponin negative | trop neg'],
-    assessment=['Stable angina | stable angina', 'Probable stable angina | likely stable angina'],
-    plan=['Exercise stress test | ETT', 'Cardiology referral | cards referral', 'Fasting lipid panel | fasting lipids', 'Call 911 for chest pain at rest | 911 for CP at rest'],
-    meds=[['aspirin 81 mg PO daily', 'atorvastatin 40 mg PO daily', 'nitroglycerin 0.4 mg SL q5min_prn'],
-          ['aspirin 81 mg PO daily', 'atorvastatin 80 mg PO daily', 'metoprolol 25 mg PO bid'],
-          ['aspirin 81 mg PO daily', 'nitroglycerin 0.4 mg SL q5min_prn']],
-    follow_up=[(1, 'week'), (2, 'week')])
-
-add_condition(name='atrial fibrillation', specialty='cardiology', ages=(55, 90),
-    complaint=['palpitations | palpitations', 'a racing heartbeat | racing HR', 'fatigue and palpitations | fatigue, palps'],
-    duration=(2, 14, 'day'), history=['hypertension | HTN', 'hypothyroidism', 'type 2 diabetes | DM2'],
-    details=['no chest pain | no CP', 'no fainting | no syncope', 'mild shortness of breath on exertion | mild DOE'],
-    vitals=dict(hr=(108, 146)), key_vitals=('hr', 'bp'),
-    findings=['irregularly irregular rhythm | irreg irreg', 'no murmur | no murmur', 'clear lungs | lungs clear', 'no edema | no edema'],
-    tests=['ECG showing atrial fibrillation with rapid ventricular response | ECG: AF w/ RVR', 'TSH pending | TSH pending'],
-    assessment=['New-onset atrial fibrillation with rapid ventricular response | new AF w/ RVR', 'Atrial fibrillation, newly diagnosed | new-onset AF'],
-    plan=['Echocardiogram | echo', 'TSH and basic metabolic panel | TSH, BMP', 'Cardiology referral | cards referral',
-          'Emergency department for chest pain or fainting | ED for CP/syncope'],
-    meds=[['metoprolol 25 mg PO bid', 'apixaban 5 mg PO bid'], ['diltiazem 120 mg PO daily', 'apixaban 5 mg PO bid'], ['metoprolol 50 mg PO bid', 'apixaban 5 mg PO bid']],
-    follow_up=[(1, 'week'), (2, 'week')])
-
-add_condition(name='heart failure', specialty='cardiology', ages=(60, 90),
-    complaint=['leg swelling and shortness of breath on exertion | LE edema, DOE', 'weight gain and ankle swelling | wt gain, ankle swelling'],
-    duration=(3, 14, 'day'), history=['hypertension | HTN', 'coronary artery disease | CAD', 'type 2 diabetes | DM2'],
-    details=['weight up {wg} kg in a week | wt up {wg} kg/wk', 'sleeping on {pillows} pillows | {pillows}-pillow orthopnea', 'no chest pain | no CP'],
-    numbers=dict(wg=(1.5, 3.5, 1), pillows=(2, 4, 0), bnp=(420, 1450, 0)), key_vitals=('spo2', 'wt'), vitals=dict(spo2=(92, 96)),
-    findings=['bilateral pitting edema to the shins | 2+ pitting edema bilat', 'crackles at both lung bases | bibasilar crackles',
-              'jugular venous distension | JVD', 'S3 gallop | S3'],
-    tests=['BNP {bnp} pg/mL | BNP {bnp}'],
-    assessment=['Heart failure exacerbation | CHF exacerbation', 'Acute on chronic heart failure | acute on chronic HF'],
-    plan=['Daily weights | daily wts', 'Fluid restriction to 1.5 L per day | fluid restrict 1.5 L/d', 'Low-sodium diet | low Na diet', 'Basic metabolic panel in 1 week | BMP 1 wk'],
-    meds=[['furosemide 40 mg PO daily'], ['furosemide 40 mg PO bid'], ['furosemide 20 mg PO daily', 'lisinopril 5 mg PO daily'],
-          ['furosemide 40 mg PO daily', 'metoprolol 25 mg PO bid']],
-    follow_up=[(3, 'day'), (1, 'week')])
-
-add_condition(name='pneumonia', specialty='respiratory', ages=(18, 80),
-    complaint=['productive cough and fever | productive cough, fever', 'cough with fever and chills | cough, fevers, chills'],
-    duration=(2, 7, 'day'), history=['asthma', 'type 2 diabetes | DM2', 'former smoker | ex-smoker'],
-    details=['pleuritic chest pain on the {side} | pleuritic CP {side}', 'yellow sputum | yellow sputum', 'no recent travel | no travel'],
-    slots=dict(side=SIDE), vitals=dict(temp=(38.1, 39.4), hr=(92, 114), rr=(20, 26), spo2=(92, 95)), key_vitals=('temp', 'spo2'),
-    findings=['crackles at the {side} base | crackles {side} base', 'egophony over the {side} lower lobe | egophony {side}LL', 'no respiratory distress | NAD'],
-    tests=['chest X-ray with a {side} lower lobe infiltrate | CXR {side}LL infiltrate'],
-    assessment=['Community-acquired pneumonia | CAP', 'Community-acquired pneumonia, outpatient treatment | CAP, outpt tx'],
-    plan=['Rest and fluids | rest, fluids', 'Return if short of breath or confused | RTC/ED if SOB or confused', 'Repeat chest X-ray in 6 weeks | repeat CXR 6 wks'],
-    meds=[['amoxicillin 1 g PO tid 5d'], ['doxycycline 100 mg PO bid 5d'], ['amoxicillin 1 g PO tid 5d', 'acetaminophen 650 mg PO q6h_prn']],
-    follow_up=[(2, 'day'), (3, 'day'), (1, 'week')])
-
-add_condition(name='asthma exacerbation', specialty='respiratory', ages=(18, 55),
-    complaint=['wheezing and shortness of breath | wheezing, SOB', 'worsening asthma with a night cough | asthma flare, nocturnal cough'],
-    duration=(2, 6, 'day'), history=['asthma since childhood | asthma since childhood', 'allergic rhinitis | AR', 'eczema'],
-    details=['albuterol use {puffs} times a day | using rescue inhaler {puffs}x/d', 'a recent cold as the trigger | triggered by URI', 'no fever | afebrile'],
-    numbers=dict(pf=(55, 75, 0), puffs=(3, 6, 0)), vitals=dict(rr=(20, 26), spo2=(93, 96), hr=(90, 112)), key_vitals=('spo2', 'rr'),
-    findings=['diffuse expiratory wheezes | diffuse exp wheezes', 'prolonged expiratory phase | prolonged exp phase',
-              'no accessory muscle use | no accessory mm use', 'speaks in full sentences | full sentences'],
-    tests=['peak flow {pf}% of personal best | PEF {pf}% of best'],
-    assessment=['Moderate asthma exacerbation | mod asthma exac', 'Asthma exacerbation, moderate | asthma exacerbation, mod'],
-    plan=['Asthma action plan reviewed | asthma action plan reviewed', 'Inhaler technique checked | inhaler technique reviewed', 'Avoid smoke and known triggers | avoid triggers'],
-    meds=[['albuterol 90 mcg 2 puffs inhaled q4h_prn', 'prednisone 40 mg PO daily 5d'],
-          ['albuterol 90 mcg 2 puffs inhaled q4h_prn', 'prednisone 50 mg PO daily 5d', 'fluticasone 110 mcg 2 puffs inhaled bid']],
-    follow_up=[(3, 'day'), (1, 'week'), (2, 'week')])
-
-add_condition(name='COPD exacerbation', specialty='respiratory', ages=(55, 85),
-    complaint=['more cough and sputum | incr cough, sputum', 'worsening shortness of breath | worsening SOB', 'green sputum and breathlessness | purulent sputum, dyspnea'],
-    duration=(2, 7, 'day'), history=['COPD', 'former smoker, {py} pack-years | ex-smoker {py} pk-yr', 'hypertension | HTN'],
-    details=['no chest pain | no CP', 'no fever | afebrile', 'no leg swelling | no LE edema'],
-    numbers=dict(py=(20, 60, 0)), vitals=dict(spo2=(89, 93), rr=(20, 24)), key_vitals=('spo2', 'rr'),
-    findings=['scattered wheezes | scattered wheezes', 'decreased breath sounds bilaterally | decr BS bilat', 'no leg edema | no LE edema', 'pursed-lip breathing | pursed-lip breathing'],
-    assessment=['Acute exacerbation of COPD | AECOPD', 'COPD exacerbation | COPD exac'],
-    plan=['Pulmonary function tests after recovery | PFTs after recovery', 'Pulmonary rehabilitation referral | pulm rehab referral', 'Vaccines reviewed | vaccines reviewed'],
-    meds=[['prednisone 40 mg PO daily 5d', 'albuterol 90 mcg 2 puffs inhaled q4h_prn'],
-          ['prednisone 40 mg PO daily 5d', 'doxycycline 100 mg PO bid 5d', 'albuterol 90 mcg 2 puffs inhaled q4h_prn'],
-          ['prednisone 40 mg PO daily 5d', 'amoxicillin-clavulanate 875 mg PO bid 5d']],
-    follow_up=[(3, 'day'), (1, 'week')])
-
-add_condition(name='acute bronchitis', specialty='respiratory', ages=(18, 70),
-    complaint=['cough | cough', 'a dry cough after a cold | dry cough post-URI', 'cough with clear sputum | cough w/ clear sputum'],
-    duration=(7, 20, 'day'), history=['seasonal allergies | seasonal allergies', 'GERD'],
-    details=['no fever | no fever', 'no shortness of breath | no SOB', 'cough disturbing sleep | cough disrupting sleep'],
-    key_vitals=('temp', 'spo2'),
-    findings=['clear lungs | lungs CTA', 'mild pharyngeal erythema | mild pharyngeal erythema', 'no wheezes | no wheezes'],
-    assessment=['Acute bronchitis | acute bronchitis', 'Acute bronchitis, likely viral | acute bronchitis, likely viral'],
-    plan=['Fluids and honey | fluids, honey', 'No antibiotics indicated | no abx indicated', 'Return if fever or shortness of breath | RTC if fever/SOB'],
-    meds=[[], [], ['benzonatate 100 mg PO tid_prn']],
-    follow_up=['prn', (2, 'week')])
-
-# %% ../../nbs/23_conditions.ipynb #4e2261be
-# Pediatrics (ages 1 to 16, weight-based doses) and dermatology (topical doses are strengths, such as `0.1 %`)
-add_condition(name='otitis media', specialty='pediatrics', ages=(1, 6),
-    complaint=['ear pain and fever | ear pain, fever', 'pulling at the {side} ear | pulling {side} ear', 'fussiness and ear pain | fussy, otalgia'],
-    duration=(1, 3, 'day'), slots=dict(side=SIDE), history=['recurrent ear infections | recurrent AOM', 'eczema'],
-    details=['poor sleep | poor sleep', 'reduced eating | decr PO intake', 'no vomiting | no vomiting'],
-    vitals=dict(temp=(37.9, 39.2)), key_vitals=('temp', 'wt'),
-    findings=['bulging red {side} tympanic membrane | bulging red {side} TM', 'normal tympanic membrane on the other side | contralat TM nl', 'no mastoid tenderness | no mastoid ttp'],
-    assessment=['Acute otitis media, {side} ear | AOM {side}', 'Acute {side} otitis media | {side} AOM'],
-    plan=['Pain relief as needed | analgesia prn', 'Return if fever lasts beyond 48 hours | RTC if fever >48h', 'Ear recheck after treatment | ear recheck after tx'],
-    meds=[['amoxicillin 45/kg:50:1000 mg PO bid 10d'], ['amoxicillin 45/kg:50:1000 mg PO bid 10d', 'ibuprofen 10/kg:10:400 mg PO q6h_prn']],
-    follow_up=[(2, 'day'), (2, 'week'), (3, 'week')])
-
-add_condition(name='strep pharyngitis', specialty='pediatrics', ages=(4, 15),
-    complaint=['sore throat and fever | ST, fever', 'sore throat with painful swallowing | ST, odynophagia'],
-    duration=(1, 3, 'day'), history=['no chronic conditions | no PMHx', 'asthma'],
-    details=['no cough | no cough', 'headache | HA', 'sibling with strep | sibling w/ strep'],
-    vitals=dict(temp=(38.0, 39.3)), key_vitals=('temp', 'wt'),
-    findings=['tonsillar exudates | tonsillar exudates', 'tender anterior neck nodes | tender ant cervical LAD', 'palatal petechiae | palatal petechiae'],
-    tests=['rapid strep test positive | rapid strep +'],
-    assessment=['Streptococcal pharyngitis | strep pharyngitis', 'Group A streptococcal pharyngitis | GAS pharyngitis'],
-    plan=['No school until 12 hours on antibiotics | no school until 12h on abx', 'Fluids and soft foods | fluids, soft diet', 'New toothbrush | new toothbrush'],
-    meds=[['amoxicillin 50/kg:50:1000 mg PO daily 10d'], ['amoxicillin 50/kg:50:1000 mg PO daily 10d', 'acetaminophen 15/kg:10:650 mg PO q6h_prn']],
-    follow_up=['prn', (1, 'week')])
-
-add_condition(name='croup', specialty='pediatrics', ages=(1, 5),
-    complaint=['a barking cough and hoarse voice | barky cough, hoarse', 'a barking cough worse at night | barky cough worse at night'],
-    duration=(1, 3, 'day'), history=['term birth, otherwise healthy | FT, otherwise healthy', 'one prior croup episode | prior croup x1'],
-    details=['a runny nose beforehand | preceding rhinorrhea', 'good fluid intake | taking PO well', 'no drooling | no drooling'],
-    vitals=dict(temp=(37.6, 38.6), rr=(28, 40)), key_vitals=('rr', 'wt'),
-    findings=['stridor only when crying | stridor w/ crying only', 'mild suprasternal retractions | mild suprasternal retractions', 'clear lungs | lungs clear'],
-    assessment=['Mild croup | mild croup', 'Croup, mild to moderate | croup, mild-mod'],
-    plan=['Cool mist and humid air | cool mist', 'Emergency department for stridor at rest or trouble breathing | ED for stridor at rest/resp distress'],
-    meds=[['dexamethasone 0.6/kg:1:16 mg PO once']],
-    follow_up=[(1, 'day'), (2, 'day'), 'prn'])
-
-add_condition(name='viral URI', specialty='pediatrics', ages=(1, 12),
-    complaint=['a runny nose and cough | rhinorrhea, cough', 'congestion and a low-grade fever | congestion, low-grade fever'],
-    duration=(2, 6, 'day'), history=['no chronic conditions | no PMHx', 'eczema'],
-    details=['good fluid intake | PO intake ok', 'sick contacts at daycare | sick contacts at daycare', 'no ear pulling | no ear pulling'],
-    vitals=dict(temp=(37.2, 38.2)), key_vitals=('temp',),
-    findings=['clear rhinorrhea | clear rhinorrhea', 'normal tympanic membranes | TMs nl', 'clear lungs | lungs CTA', 'mildly red throat | mild pharyngeal erythema'],
-    assessment=['Viral upper respiratory infection | viral URI', 'Common cold | viral URI'],
-    plan=['Saline drops and suction | nasal saline, suction', 'Fluids and rest | fluids, rest', 'Honey for cough | honey for cough', 'No antibiotics needed | no abx'],
-    meds=[[], [], ['acetaminophen 15/kg:10:650 mg PO q6h_prn']],
-    follow_up=['prn', (1, 'week')])
-
-add_condition(name='pediatric asthma', specialty='pediatrics', ages=(4, 16),
-    complaint=['wheezing after a cold | wheezing post-URI', 'cough and wheeze at night | nocturnal cough, wheeze'],
-    duration=(1, 4, 'day'), history=['asthma', 'eczema', 'allergic rhinitis | AR'],
-    details=['rescue inhaler use every {hours} hours | albuterol q{hours}h at home', 'no fever | afebrile', 'no ER visits this year | no ED visits this yr'],
-    numbers=dict(hours=(3, 6, 0)), vitals=dict(spo2=(93, 96), rr=(24, 32)), key_vitals=('spo2', 'wt'),
-    findings=['expiratory wheezes on both sides | bilat exp wheezes', 'mild subcostal retractions | mild subcostal retractions', 'good air entry | good air entry'],
-    assessment=['Mild asthma exacerbation | mild asthma exac', 'Asthma exacerbation | asthma exac'],
-    plan=['Asthma action plan given | asthma action plan given', 'Spacer technique reviewed | spacer technique reviewed', 'School inhaler form completed | school inhaler form'],
-    meds=[['albuterol 90 mcg 2 puffs inhaled q4h_prn', 'prednisolone 2/kg:5:40 mg PO daily 5d'], ['albuterol 90 mcg 2 puffs inhaled q4h_prn', 'prednisolone 1/kg:5:40 mg PO daily 3d']],
-    follow_up=[(2, 'day'), (1, 'week')])
-
-add_condition(name='atopic dermatitis', specialty='dermatology', ages=(12, 45),
-    complaint=['an itchy rash in the elbow creases | itchy rash antecubital fossae', 'dry itchy patches on the hands | pruritic dry patches hands',
-               'an eczema flare behind the knees | eczema flare popliteal'],
-    duration=(1, 6, 'week'), history=['eczema since childhood | eczema since childhood', 'asthma', 'allergic rhinitis | AR'],
-    details=['itch worse at night | itch worse at night', 'new laundry detergent | new detergent', 'no fever | no fever'],
-    findings=['red scaly plaques | erythematous scaly plaques', 'scratch marks | excoriations', 'thickened skin | lichenification', 'no signs of infection | no signs of infxn'],
-    assessment=['Atopic dermatitis flare | AD flare', 'Atopic dermatitis, moderate | atopic derm, moderate'],
-    plan=['Fragrance-free moisturizer twice daily | fragrance-free emollient BID', 'Short lukewarm showers | short lukewarm showers', 'Avoid harsh soaps | avoid harsh soaps'],
-    meds=[['triamcinolone 0.1 % cream topical bid 14d'], ['hydrocortisone 2.5 % cream topical bid 14d'],
-          ['triamcinolone 0.1 % cream topical bid 14d', 'cetirizine 10 mg PO daily']],
-    follow_up=[(2, 'week'), (4, 'week'), 'prn'])
-
-add_condition(name='acne', specialty='dermatology', ages=(13, 30),
-    complaint=['acne on the face | facial acne', 'pimples on the face and back | acne face/back'],
-    duration=(3, 12, 'month'), history=['no chronic conditions | no PMHx', 'eczema', 'seasonal allergies'],
-    details=['no response to over-the-counter washes | failed OTC washes', 'picking at spots | picks lesions', 'no new medications | no new meds'],
-    findings=['open and closed comedones | open/closed comedones', 'inflamed papules on the cheeks | inflammatory papules cheeks', 'a few pustules | few pustules', 'no nodules or scarring | no nodules/scarring'],
-    assessment=['Acne vulgaris, mild to moderate | acne vulgaris, mild-mod', 'Moderate inflammatory acne | mod inflammatory acne'],
-    plan=['Gentle cleanser twice daily | gentle cleanser BID', 'Non-comedogenic sunscreen | non-comedogenic SPF', 'Expect improvement over 8 to 12 weeks | expect improvement 8-12 wks'],
-    meds=[['adapalene 0.1 % gel topical qhs', 'benzoyl peroxide 5 % gel topical daily'], ['adapalene 0.1 % gel topical qhs', 'doxycycline 100 mg PO daily 90d'],
-          ['benzoyl peroxide 5 % wash topical daily']],
-    follow_up=[(8, 'week'), (12, 'week'), (3, 'month')])
-
-add_condition(name='cellulitis', specialty='dermatology', ages=(20, 80),
-    complaint=['a red painful swelling of the {side} lower leg | red painful swollen {side} lower leg', 'spreading redness on the {side} forearm | spreading erythema {side} forearm'],
-    duration=(1, 4, 'day'), slots=dict(side=SIDE), history=['type 2 diabetes | DM2', 'obesity', 'eczema'],
-    details=['a small cut {cut} days ago | small cut {cut}d ago', 'no fever at home | no subjective fevers', 'no recent antibiotics | no recent abx'],
-    numbers=dict(cut=(2, 6, 0)), vitals=dict(temp=(37.2, 38.4)), key_vitals=('temp',),
-    findings=['warm tender redness with the border marked | warm tender erythema, border marked', 'no fluctuance | no fluctuance', 'no crepitus | no crepitus', 'mild red streaking | mild lymphangitic streaking'],
-    assessment=['Nonpurulent cellulitis | nonpurulent cellulitis', 'Cellulitis, nonpurulent | cellulitis, no abscess'],
-    plan=['Elevate the limb | elevate limb', 'Watch the marked border for spread | watch marked border', 'Return if fever or spreading redness | RTC if fever/spreading'],
-    meds=[['cephalexin 500 mg PO qid 7d'], ['cephalexin 500 mg PO qid 5d'], ['cephalexin 500 mg PO qid 7d', 'ibuprofen 400 mg PO q6h_prn']],
-    follow_up=[(2, 'day'), (3, 'day')])
-
-add_condition(name='tinea corporis', specialty='dermatology', ages=(6, 70),
-    complaint=['a ring-shaped itchy rash on the {site} | itchy annular rash {site}', 'a spreading round rash on the {site} | enlarging round rash {site}'],
-    duration=(2, 6, 'week'), slots=dict(site=['trunk', 'forearm', 'thigh', 'neck']), history=['no chronic conditions | no PMHx', 'eczema'],
-    details=['new kitten at home | new kitten', 'contact sports | contact sports', 'mild itch | mild pruritus'],
-    findings=['ring-shaped scaly plaque with central clearing | annular scaly plaque w/ central clearing', 'raised active border | raised active border', 'no other lesions | no other lesions'],
-    tests=['skin scraping positive for fungal hyphae | KOH + hyphae'],
-    assessment=['Tinea corporis | tinea corporis', 'Tinea corporis (ringworm) | tinea corporis'],
-    plan=['Keep skin dry | keep skin dry', 'Wash towels and bedding | wash towels/bedding', 'Check pets for skin lesions | check pets'],
-    meds=[['clotrimazole 1 % cream topical bid 28d'], ['terbinafine 1 % cream topical bid 14d']],
-    follow_up=[(4, 'week'), 'prn'])
-
-# %% ../../nbs/23_conditions.ipynb #a3f13be7
-# Endocrinology and gastroenterology
-add_condition(name='type 2 diabetes', specialty='endocrinology', ages=(35, 80),
-    complaint=['diabetes follow-up | DM2 f/u', 'high sugars on the home meter | high home BGs', 'more thirst and urination | polyuria, polydipsia'],
-    duration=(1, 3, 'month'), history=['hypertension | HTN', 'hyperlipidemia | HLD', 'obesity'],
-    details=['no low sugars | no hypoglycemia', 'an inconsistent diet | inconsistent diet', 'walking {walk} days a week | walks {walk}d/wk'],
-    numbers=dict(a1c=(7.8, 10.9, 1), fg=(150, 240, 0), bmi=(28, 38, 1), walk=(0, 5, 0)), key_vitals=('bp',),
-    findings=['normal foot exam with intact monofilament sensation | foot exam nl, monofilament intact', 'BMI {bmi} | BMI {bmi}', 'no foot ulcers | no ulcers'],
-    tests=['HbA1c {a1c}% | A1c {a1c}%', 'fasting glucose {fg} mg/dL | FBG {fg}'],
-    assessment=['Type 2 diabetes, not at goal | DM2 uncontrolled', 'Type 2 diabetes with hyperglycemia | DM2 w/ hyperglycemia'],
-    plan=['Diabetes education referral | DM education referral', 'Eye exam | eye exam', 'Repeat HbA1c in 3 months | repeat A1c 3 mo', 'Urine albumin to creatinine ratio | UACR'],
-    meds=[['metformin 500 mg PO bid'], ['metformin 1000 mg PO bid'], ['metformin 1000 mg PO bid', 'empagliflozin 10 mg PO daily'],
-          ['metformin 1000 mg PO bid', 'glipizide 5 mg PO daily'], ['metformin 1000 mg PO bid', 'insulin glargine 10 units SC qhs']],
-    follow_up=[(2, 'week'), (6, 'week'), (3, 'month')])
-
-add_condition(name='hypothyroidism', specialty='endocrinology', ages=(25, 80), female=0.75,
-    complaint=['fatigue and weight gain | fatigue, wt gain', 'feeling cold and tired | cold intolerance, fatigue', 'dry skin and constipation | dry skin, constipation'],
-    duration=(1, 4, 'month'), history=['no chronic conditions | no PMHx', 'hyperlipidemia | HLD', 'family history of thyroid disease | FHx thyroid dz'],
-    details=['hair thinning | hair thinning', 'no palpitations | no palps', 'low mood | low mood'],
-    numbers=dict(tsh=(7.5, 18.0, 1), t4=(0.5, 0.8, 2)), vitals=dict(hr=(54, 68)), key_vitals=('hr',),
-    findings=['dry skin | dry skin', 'slow relaxation of reflexes | delayed DTR relaxation', 'no goiter | no goiter'],
-    tests=['TSH {tsh} mIU/L | TSH {tsh}', 'free T4 low at {t4} ng/dL | FT4 low {t4}'],
-    assessment=['Primary hypothyroidism | primary hypothyroidism', 'Hypothyroidism, newly diagnosed | new hypothyroidism'],
-    plan=['Take the tablet on an empty stomach | take on empty stomach', 'Repeat TSH in 6 weeks | repeat TSH 6 wks'],
-    meds=[['levothyroxine 25 mcg PO daily'], ['levothyroxine 50 mcg PO daily'], ['levothyroxine 75 mcg PO daily'], ['levothyroxine 88 mcg PO daily']],
-    follow_up=[(6, 'week'), (8, 'week')])
-
-add_condition(name='hyperthyroidism', specialty='endocrinology', ages=(20, 60), female=0.75,
-    complaint=['palpitations and weight loss | palps, wt loss', 'heat intolerance and tremor | heat intolerance, tremor', 'anxiety and weight loss | anxiety, wt loss'],
-    duration=(1, 3, 'month'), history=['no chronic conditions | no PMHx', 'family history of thyroid disease | FHx thyroid dz'],
-    details=['weight loss of {wl} kg | {wl} kg wt loss', 'loose stools | loose stools', 'poor sleep | poor sleep'],
-    numbers=dict(t4=(2.1, 4.2, 1), wl=(3, 8, 0)), vitals=dict(hr=(96, 118)), key_vitals=('hr', 'bp'),
-    findings=['fine tremor | fine tremor', 'smooth nontender goiter | diffuse nontender goiter', 'mild lid lag | mild lid lag', 'warm moist skin | warm moist skin'],
-    tests=['TSH below 0.01 mIU/L | TSH <0.01', 'free T4 {t4} ng/dL | FT4 {t4}'],
-    assessment=['Hyperthyroidism, likely Graves disease | hyperthyroidism, likely Graves', 'Graves disease | Graves dz'],
-    plan=['TSH receptor antibodies | TRAb', 'Thyroid uptake scan | thyroid uptake scan', 'Blood count and liver tests | CBC, LFTs'],
-    meds=[['methimazole 10 mg PO daily', 'propranolol 20 mg PO tid'], ['methimazole 20 mg PO daily', 'propranolol 10 mg PO tid'], ['methimazole 10 mg PO daily']],
-    follow_up=[(4, 'week'), (6, 'week')])
-
-add_condition(name='vitamin D deficiency', specialty='endocrinology', ages=(25, 80),
-    complaint=['fatigue and muscle aches | fatigue, myalgias', 'aching bones | diffuse bone aches', 'a low vitamin D level on screening labs | low vit D on screening'],
-    duration=(1, 6, 'month'), history=['no chronic conditions | no PMHx', 'hypertension | HTN', 'osteopenia'],
-    details=['night shift work | night shift worker', 'little sun exposure | minimal sun exposure', 'no falls | no falls'],
-    numbers=dict(vd=(8, 18, 0)),
-    findings=['normal strength | strength nl', 'mild diffuse muscle tenderness | mild diffuse muscle ttp', 'normal thyroid exam | thyroid nl'],
-    tests=['25-hydroxyvitamin D {vd} ng/mL | 25-OH vit D {vd}'],
-    assessment=['Vitamin D deficiency | vit D deficiency'],
-    plan=['Repeat vitamin D level in 3 months | repeat vit D 3 mo', 'Daily sunlight and diet review | sun exposure, diet review', 'Calcium-rich diet | Ca-rich diet'],
-    meds=[['cholecalciferol 50000 units PO weekly 56d'], ['cholecalciferol 2000 units PO daily']],
-    follow_up=[(8, 'week'), (3, 'month')])
-
-add_condition(name='GERD', specialty='gastroenterology', ages=(25, 75),
-    complaint=['heartburn after meals | postprandial heartburn', 'burning chest discomfort at night | nocturnal retrosternal burning', 'a sour taste and heartburn | regurgitation, heartburn'],
-    duration=(3, 12, 'week'), history=['obesity', 'hypertension | HTN', 'no chronic conditions | no PMHx'],
-    details=['no trouble swallowing | no dysphagia', 'no weight loss | no wt loss', 'no black stools | no melena', '{cups} cups of coffee a day | coffee {cups}/d'],
-    numbers=dict(bmi=(24, 36, 1), cups=(1, 5, 0)),
-    findings=['soft nontender abdomen | abd soft NT', 'mild epigastric tenderness | mild epigastric ttp', 'BMI {bmi} | BMI {bmi}'],
-    assessment=['Gastroesophageal reflux disease | GERD', 'Reflux disease without alarm features | GERD, no alarm sx'],
-    plan=['Avoid late meals | avoid late meals', 'Raise the head of the bed | HOB elevation', 'Limit caffeine and alcohol | limit caffeine/EtOH', 'Endoscopy if no better in 8 weeks | EGD if no improvement 8 wks'],
-    meds=[['omeprazole 20 mg PO daily'], ['omeprazole 40 mg PO daily'], ['pantoprazole 40 mg PO daily'], ['famotidine 20 mg PO bid']],
-    follow_up=[(4, 'week'), (8, 'week'), (2, 'month')])
-
-add_condition(name='gastroenteritis', specialty='gastroenterology', ages=(12, 70),
-    complaint=['vomiting and diarrhea | N/V/D', 'watery diarrhea and cramps | watery diarrhea, cramps', 'nausea and vomiting | N/V'],
-    duration=(1, 3, 'day'), history=['no chronic conditions | no PMHx', 'asthma'],
-    details=['sick contacts at home | sick contacts at home', 'no blood in stool | no hematochezia', 'small sips kept down | tolerating sips'],
-    vitals=dict(hr=(88, 108), temp=(37.2, 38.3)), key_vitals=('hr', 'temp'),
-    findings=['dry mucous membranes | dry MM', 'diffuse mild abdominal tenderness | diffuse mild abd ttp', 'active bowel sounds | BS active', 'no rebound or guarding | no rebound/guarding'],
-    assessment=['Acute viral gastroenteritis | acute viral gastroenteritis', 'Acute gastroenteritis with mild dehydration | AGE w/ mild dehydration'],
-    plan=['Oral rehydration solution | ORS', 'Bland diet as tolerated | bland diet as tol', 'Hand hygiene | hand hygiene', 'Return if blood in stool or unable to keep fluids down | RTC if bloody stool or not tolerating PO'],
-    meds=[['ondansetron 4 mg PO q8h_prn'], [], ['ondansetron 4 mg PO q8h_prn']],
-    follow_up=['prn', (2, 'day')])
-
-add_condition(name='constipation', specialty='gastroenterology', ages=(20, 85),
-    complaint=['hard infrequent stools | hard infrequent stools', 'straining and bloating | straining, bloating'],
-    duration=(2, 8, 'week'), history=['hypothyroidism', 'hypertension | HTN', 'no chronic conditions | no PMHx'],
-    details=['no blood in stool | no BRBPR', 'no weight loss | no wt loss', 'a bowel movement every {bm} days | BM q{bm}d'],
-    numbers=dict(bm=(3, 5, 0)),
-    findings=['soft mildly distended abdomen | abd soft, mild distension', 'stool felt in the left lower abdomen | stool palpable LLQ', 'normal rectal exam | DRE nl'],
-    assessment=['Functional constipation | functional constipation', 'Chronic constipation | chronic constipation'],
-    plan=['More fiber in the diet | incr dietary fiber', 'More fluids and daily walks | incr fluids, daily walks', 'Colonoscopy screening up to date | colonoscopy UTD'],
-    meds=[['polyethylene glycol 17 g PO daily'], ['polyethylene glycol 17 g PO daily', 'senna 8.6 mg PO qhs']],
-    follow_up=[(4, 'week'), (6, 'week')])
-
-# %% ../../nbs/23_conditions.ipynb #f163510f
-# Musculoskeletal problems, urology and infections
-add_condition(name='low back pain', specialty='musculoskeletal', ages=(20, 70),
-    complaint=['low back pain after lifting | LBP after lifting', 'low back pain spreading to the buttock | LBP radiating to buttock'],
-    duration=(2, 14, 'day'), history=['no chronic conditions | no PMHx', 'obesity', 'prior back strain | prior back strain'],
-    details=['no bowel or bladder changes | no bowel/bladder sx', 'no saddle numbness | no saddle anesthesia', 'no fever | no fever'],
-    findings=['tender muscles beside the spine | paraspinal ttp', 'negative straight leg raise | SLR neg', 'normal strength and reflexes | strength, reflexes nl', 'bending limited by pain | flexion limited by pain'],
-    assessment=['Acute mechanical low back pain | acute mechanical LBP', 'Lumbar strain | lumbar strain'],
-    plan=['Stay active, avoid bed rest | stay active, no bed rest', 'Heat | heat', 'Physical therapy referral | PT referral', 'No imaging needed now | no imaging indicated'],
-    meds=[['ibuprofen 600 mg PO tid_prn 7d'], ['naproxen 500 mg PO bid 10d'], ['ibuprofen 600 mg PO tid_prn 7d', 'cyclobenzaprine 5 mg PO qhs_prn']],
-    follow_up=[(2, 'week'), (4, 'week'), 'prn'])
-
-add_condition(name='ankle sprain', specialty='musculoskeletal', ages=(12, 50),
-    complaint=['{side} ankle pain after twisting it | {side} ankle pain after inversion injury', 'a swollen {side} ankle after a sports injury | {side} ankle swelling after sports injury'],
-    duration=(1, 3, 'day'), slots=dict(side=SIDE), history=['no chronic conditions | no PMHx', 'prior ankle sprain | prior ankle sprain'],
-    details=['walking four steps after the injury | able to bear wt x4 steps', 'no pop heard | no pop', 'no numbness | no numbness'],
-    findings=['swelling over the outer ankle | lat ankle swelling', 'tenderness over the anterior talofibular ligament | ATFL ttp', 'no bone tenderness at the malleoli | no malleolar bony ttp'],
-    tests=['Ottawa ankle rules negative, no X-ray needed | Ottawa neg, no XR'],
-    assessment=['Grade 1 {side} ankle sprain | grade 1 {side} ankle sprain', 'Lateral ankle sprain, {side} | lat ankle sprain {side}'],
-    plan=['Rest, ice, compression and elevation | RICE', 'Ankle brace | ankle brace', 'Range-of-motion exercises | ROM exercises'],
-    meds=[['ibuprofen 400 mg PO q6h_prn'], ['naproxen 500 mg PO bid 7d'], []],
-    follow_up=[(2, 'week'), 'prn'])
-
-add_condition(name='knee osteoarthritis', specialty='musculoskeletal', ages=(50, 85),
-    complaint=['{side} knee pain worse with walking | {side} knee pain worse w/ ambulation', 'a stiff aching {side} knee in the morning | AM stiffness {side} knee'],
-    duration=(3, 12, 'month'), slots=dict(side=SIDE), history=['obesity', 'hypertension | HTN', 'type 2 diabetes | DM2'],
-    details=['morning stiffness under {stiff} minutes | AM stiffness <{stiff} min', 'no locking | no locking', 'no fever | no fever'],
-    numbers=dict(stiff=(10, 30, 0)),
-    findings=['crepitus | crepitus', 'tenderness along the inner joint line | medial JLT', 'small effusion | small effusion', 'reduced range of motion | decr ROM'],
-    tests=['X-ray with medial joint space narrowing | XR medial JSN'],
-    assessment=['Osteoarthritis of the {side} knee | {side} knee OA', 'Knee osteoarthritis, {side} | OA {side} knee'],
-    plan=['Weight loss and quadriceps strengthening | wt loss, quad strengthening', 'Physical therapy referral | PT referral', 'Cane as needed | cane prn'],
-    meds=[['acetaminophen 1 g PO tid_prn'], ['diclofenac 1 % gel topical qid'], ['acetaminophen 1 g PO tid_prn', 'diclofenac 1 % gel topical qid']],
-    follow_up=[(6, 'week'), (3, 'month')])
-
-add_condition(name='gout', specialty='musculoskeletal', ages=(35, 80), female=0.15,
-    complaint=['a sudden painful swollen {side} big toe | acute painful swollen {side} 1st MTP', 'a red, hot {side} big toe | red hot {side} great toe'],
-    duration=(1, 3, 'day'), slots=dict(side=SIDE), history=['hypertension | HTN', 'obesity', 'prior gout flare | prior gout flare'],
-    details=['beer and red meat at a party | EtOH, red meat at party', 'unable to wear a shoe | can\'t wear shoe', 'no fever | afebrile'],
-    numbers=dict(ua=(7.8, 10.4, 1)),
-    findings=['warm swollen big toe joint | warm swollen 1st MTP', 'exquisite tenderness | exquisite ttp', 'skin intact | skin intact'],
-    tests=['uric acid {ua} mg/dL | uric acid {ua}'],
-    assessment=['Acute gout flare | acute gout flare', 'Acute gout of the {side} big toe | acute gout {side} 1st MTP'],
-    plan=['Limit alcohol and red meat | limit EtOH, red meat', 'Ice and rest the foot | ice, rest', 'Discuss urate-lowering therapy after the flare | discuss ULT after flare'],
-    meds=[['colchicine 0.6 mg PO bid'], ['naproxen 500 mg PO bid 5d'], ['prednisone 30 mg PO daily 5d']],
-    follow_up=[(2, 'week'), (4, 'week')])
-
-add_condition(name='cystitis', specialty='urology/infections', ages=(18, 65), female=1.0,
-    complaint=['burning with urination | dysuria', 'frequent painful urination | frequency, dysuria', 'urgency and burning | urgency, dysuria'],
-    duration=(1, 4, 'day'), history=['no chronic conditions | no PMHx', 'one UTI last year | UTI x1 last yr'],
-    details=['no fever | no fever', 'no flank pain | no flank pain', 'no vaginal discharge | no vaginal d/c'],
-    key_vitals=('temp',),
-    findings=['mild suprapubic tenderness | mild suprapubic ttp', 'no flank tenderness | no CVAT', 'well appearing | well appearing'],
-    tests=['urine dipstick positive for leukocytes and nitrites | UA + LE, + nitrites', 'urine pregnancy test negative | UPT neg'],
-    assessment=['Acute uncomplicated cystitis | uncomplicated UTI', 'Uncomplicated urinary tract infection | simple cystitis'],
-    plan=['Urine culture | UCx sent', 'Plenty of fluids | push fluids', 'Return if fever or flank pain | RTC if fever/flank pain'],
-    meds=[['nitrofurantoin 100 mg PO bid 5d'], ['nitrofurantoin 100 mg PO bid 5d', 'phenazopyridine 200 mg PO tid 2d'], ['fosfomycin 3 g PO once']],
-    follow_up=['prn', (1, 'week')])
-
-add_condition(name='BPH', specialty='urology/infections', ages=(50, 85), female=0.0,
-    complaint=['a weak urinary stream | weak stream', 'getting up {noct} times a night to urinate | nocturia x{noct}', 'hesitancy and dribbling | hesitancy, dribbling'],
-    duration=(3, 12, 'month'), history=['hypertension | HTN', 'type 2 diabetes | DM2', 'no chronic conditions | no PMHx'],
-    details=['no blood in urine | no hematuria', 'no burning | no dysuria', 'evening tea | evening tea'],
-    numbers=dict(noct=(2, 4, 0), psa=(0.8, 3.2, 1)),
-    findings=['smooth enlarged nontender prostate | prostate smooth, enlarged, NT', 'no bladder distension | no bladder distension'],
-    tests=['PSA {psa} ng/mL | PSA {psa}', 'urinalysis normal | UA nl'],
-    assessment=['Benign prostatic hyperplasia with urinary symptoms | BPH w/ LUTS'],
-    plan=['Limit fluids in the evening | limit evening fluids', 'Avoid decongestants | avoid decongestants', 'Urology referral if no better | urology referral if no improvement'],
-    meds=[['tamsulosin 0.4 mg PO qhs'], ['tamsulosin 0.4 mg PO daily'], ['tamsulosin 0.4 mg PO daily', 'finasteride 5 mg PO daily']],
-    follow_up=[(6, 'week'), (3, 'month')])
-
-add_condition(name='influenza', specialty='urology/infections', ages=(18, 75),
-    complaint=['fever, body aches and cough | fever, myalgias, cough', 'sudden fever and chills | abrupt fever, chills'],
-    duration=(1, 2, 'day'), history=['no chronic conditions | no PMHx', 'asthma', 'hypertension | HTN'],
-    details=['sick coworkers | sick coworkers', 'no flu shot this season | no flu vaccine this yr', 'no shortness of breath | no SOB'],
-    vitals=dict(temp=(38.3, 39.6), hr=(92, 112)), key_vitals=('temp', 'hr'),
-    findings=['clear lungs | lungs clear', 'mild pharyngeal erythema | mild pharyngeal erythema', 'supple neck | neck supple'],
-    tests=['rapid influenza test positive for influenza A | rapid flu + A'],
-    assessment=['Influenza A | influenza A', 'Influenza A infection | flu A'],
-    plan=['Rest and fluids | rest, fluids', 'Stay home until fever-free for 24 hours | home until afebrile 24h', 'Return if short of breath | RTC if SOB'],
-    meds=[['oseltamivir 75 mg PO bid 5d'], ['oseltamivir 75 mg PO bid 5d', 'acetaminophen 650 mg PO q6h_prn'], ['acetaminophen 1 g PO q8h_prn']],
-    follow_up=['prn', (3, 'day')])
-
-add_condition(name='kidney stone', specialty='urology/infections', ages=(25, 65),
-    complaint=['severe {side} flank pain spreading to the groin | severe {side} flank pain radiating to groin', 'waves of {side} flank pain | colicky {side} flank pain'],
-    duration=(1, 2, 'day'), slots=dict(side=SIDE), history=['prior kidney stone | prior nephrolithiasis', 'hypertension | HTN', 'no chronic conditions | no PMHx'],
-    details=['nausea | nausea', 'no fever | no fever', 'pink urine | pink urine'],
-    numbers=dict(mm=(3, 6, 0)), key_vitals=('temp', 'hr'),
-    findings=['{side} flank tenderness | {side} CVAT', 'soft abdomen | abd soft', 'moving around, cannot get comfortable | restless, can\'t get comfortable'],
-    tests=['urinalysis with blood | UA + blood', 'CT with a {mm} mm {side} ureteral stone | CT {mm} mm {side} ureteral stone'],
-    assessment=['Ureteral stone, {side} | {side} ureterolithiasis', 'Kidney stone on the {side} | {side} nephrolithiasis'],
-    plan=['Strain the urine | strain urine', 'Fluids 2 to 3 L a day | fluids 2-3 L/d', 'Urology referral if not passed in 4 weeks | urology if not passed 4 wks'],
-    meds=[['tamsulosin 0.4 mg PO daily 14d', 'ibuprofen 600 mg PO q6h_prn'], ['ibuprofen 600 mg PO q6h_prn', 'ondansetron 4 mg PO q8h_prn'],
-          ['naproxen 500 mg PO bid', 'tamsulosin 0.4 mg PO daily 14d']],
-    follow_up=[(1, 'week'), (2, 'week')])
-
-# %% ../../nbs/23_conditions.ipynb #10e41b38
-# Neurology and mental health
-add_condition(name='migraine', specialty='neurology', ages=(15, 55), female=0.75,
-    complaint=['throbbing one-sided headaches with nausea | unilateral throbbing HA w/ nausea', 'recurring headaches with light sensitivity | recurrent HA w/ photophobia'],
-    duration=(2, 12, 'month'), history=['no chronic conditions | no PMHx', 'anxiety', 'motion sickness | motion sickness'],
-    details=['{hd} headache days a month | {hd} HA days/mo', 'pain worse with activity | worse w/ activity', 'a mother with migraines | FHx migraine (mother)'],
-    numbers=dict(hd=(3, 10, 0)),
-    findings=['normal neurological exam | neuro exam nonfocal', 'normal fundi | fundi nl', 'supple neck | neck supple'],
-    assessment=['Migraine without aura | migraine w/o aura', 'Episodic migraine | episodic migraine'],
-    plan=['Headache diary | HA diary', 'Regular sleep and meals | regular sleep/meals', 'Painkillers on no more than 10 days a month | limit analgesics <10 d/mo'],
-    meds=[['sumatriptan 50 mg PO migraine_prn'], ['sumatriptan 50 mg PO migraine_prn', 'topiramate 25 mg PO qhs'], ['sumatriptan 100 mg PO migraine_prn'],
-          ['naproxen 500 mg PO migraine_prn', 'propranolol 20 mg PO bid']],
-    follow_up=[(6, 'week'), (3, 'month')])
-
-add_condition(name='tension headache', specialty='neurology', ages=(18, 65),
-    complaint=['band-like headaches | band-like HAs', 'pressure headaches at the end of the day | pressure HAs end of day'],
-    duration=(2, 8, 'week'), history=['no chronic conditions | no PMHx', 'anxiety', 'neck pain | neck pain'],
-    details=['no nausea | no nausea', 'headaches worse with stress | worse w/ stress', 'no visual symptoms | no visual sx', '{screen} hours a day at a screen | {screen}h/d screen time'],
-    numbers=dict(screen=(6, 11, 0)),
-    findings=['tight neck and shoulder muscles | tight trapezius, neck mm ttp', 'normal neurological exam | neuro nonfocal', 'normal fundi | fundi nl'],
-    assessment=['Tension-type headache | TTH', 'Episodic tension-type headache | episodic TTH'],
-    plan=['Stress management | stress mgmt', 'Posture and screen breaks | posture, screen breaks', 'Regular exercise | regular exercise'],
-    meds=[[], ['ibuprofen 400 mg PO q6h_prn'], ['acetaminophen 1 g PO q8h_prn']],
-    follow_up=['prn', (4, 'week')])
-
-add_condition(name="Bell's palsy", specialty='neurology', ages=(20, 70),
-    complaint=['a {side} facial droop since waking | {side} facial droop since AM', 'cannot close the {side} eye | unable to close {side} eye'],
-    duration=(1, 2, 'day'), slots=dict(side=SIDE), history=['no chronic conditions | no PMHx', 'type 2 diabetes | DM2', 'hypertension | HTN'],
-    details=['pain behind the {side} ear | {side} retroauricular pain', 'no limb weakness | no limb weakness', 'no rash | no rash'],
-    findings=['{side} facial weakness including the forehead | {side} facial weakness incl forehead', 'incomplete eye closure on the {side} | incomplete {side} eye closure',
-              'otherwise normal neurological exam | otherwise neuro nonfocal'],
-    assessment=["Bell's palsy, {side} | {side} Bell's palsy"],
-    plan=['Eye lubricant and a patch at night | eye lubricant, patch qhs', 'Emergency department for new limb weakness | ED for limb weakness', 'Neurology referral if no better in 3 weeks | neuro referral if no improvement 3 wks'],
-    meds=[['prednisone 60 mg PO daily 7d'], ['prednisone 60 mg PO daily 7d', 'valacyclovir 1 g PO tid 7d']],
-    follow_up=[(1, 'week'), (2, 'week')])
-
-add_condition(name='diabetic neuropathy', specialty='neurology', ages=(45, 80),
-    complaint=['burning pain in both feet | bilat foot burning pain', 'numbness and tingling in the feet | numbness/tingling feet'],
-    duration=(2, 12, 'month'), history=['type 2 diabetes | DM2', 'hypertension | HTN', 'hyperlipidemia | HLD'],
-    details=['pain worse at night | worse at night', 'no foot wounds | no foot wounds', 'no weakness | no weakness'],
-    numbers=dict(a1c=(7.2, 9.8, 1)),
-    findings=['reduced monofilament sensation in both feet | decr monofilament sensation bilat feet', 'absent ankle reflexes | absent ankle reflexes', 'no foot ulcers | no ulcers'],
-    tests=['HbA1c {a1c}% | A1c {a1c}%', 'B12 normal | B12 nl'],
-    assessment=['Diabetic peripheral neuropathy | diabetic peripheral neuropathy', 'Painful diabetic neuropathy | painful DPN'],
-    plan=['Daily foot checks | daily foot checks', 'Podiatry referral | podiatry referral', 'Better glucose control | optimize glycemic control'],
-    meds=[['gabapentin 300 mg PO qhs'], ['duloxetine 30 mg PO daily'], ['gabapentin 100 mg PO tid']],
-    follow_up=[(4, 'week'), (6, 'week')])
-
-add_condition(name='depression', specialty='mental health', ages=(18, 70),
-    complaint=['low mood and poor sleep | low mood, poor sleep', 'loss of interest and low energy | anhedonia, low energy'],
-    duration=(1, 6, 'month'), history=['anxiety', 'no chronic conditions | no PMHx', 'hypothyroidism'],
-    details=['work stress | work stress', 'reduced appetite | decr appetite', 'no alcohol or drug use | no EtOH/drugs'],
-    numbers=dict(phq=(11, 20, 0)),
-    findings=['flat affect | flat affect', 'linear thought process | linear TP', 'no thoughts of suicide or harming others | denies SI/HI'],
-    tests=['PHQ-9 score {phq} | PHQ-9 {phq}'],
-    assessment=['Major depressive disorder, moderate | MDD, moderate', 'Moderate depression | MDD, mod'],
-    plan=['Therapy referral | therapy referral', 'Crisis line number given | crisis line info given', 'Regular exercise and sleep routine | exercise, sleep routine'],
-    meds=[['sertraline 50 mg PO daily'], ['escitalopram 10 mg PO daily'], ['sertraline 25 mg PO daily'], []],
-    follow_up=[(2, 'week'), (4, 'week')])
-
-add_condition(name='anxiety', specialty='mental health', ages=(18, 65),
-    complaint=['constant worry and trouble sleeping | excessive worry, insomnia', 'restlessness and worry | restlessness, worry'],
-    duration=(3, 12, 'month'), history=['depression', 'no chronic conditions | no PMHx', 'migraine'],
-    details=['muscle tension | muscle tension', 'no panic attacks | no panic attacks', '{coffee} coffees a day | {coffee} coffees/d'],
-    numbers=dict(gad=(11, 18, 0), coffee=(1, 5, 0)),
-    findings=['anxious affect | anxious affect', 'normal thought content | TC nl', 'no thoughts of suicide | denies SI'],
-    tests=['GAD-7 score {gad} | GAD-7 {gad}'],
-    assessment=['Generalized anxiety disorder | GAD'],
-    plan=['Cognitive behavioral therapy referral | CBT referral', 'Limit caffeine | limit caffeine', 'Breathing exercises | breathing exercises'],
-    meds=[['sertraline 25 mg PO daily'], ['escitalopram 10 mg PO daily'], ['buspirone 7.5 mg PO bid'], []],
-    follow_up=[(4, 'week'), (6, 'week')])
-
-add_condition(name='insomnia', specialty='mental health', ages=(25, 75),
-    complaint=['trouble falling asleep | sleep-onset insomnia', 'waking at 3 am and not getting back to sleep | early waking, can\'t return to sleep'],
-    duration=(1, 6, 'month'), history=['anxiety', 'hypertension | HTN', 'no chronic conditions | no PMHx'],
-    details=['afternoon naps | afternoon naps', 'phone in bed | phone in bed', 'no snoring reported | no snoring'],
-    findings=['tired but alert | tired, alert', 'normal mood | mood nl', 'normal thyroid exam | thyroid nl'],
-    assessment=['Chronic insomnia | chronic insomnia', 'Insomnia disorder | insomnia'],
-    plan=['Sleep hygiene | sleep hygiene', 'Cognitive behavioral therapy for insomnia | CBT-I', 'No screens an hour before bed | no screens 1h before bed'],
-    meds=[[], ['melatonin 3 mg PO qhs'], ['trazodone 50 mg PO qhs']],
-    follow_up=[(4, 'week'), (6, 'week')])
-
+CONDITIONS = load_conditions()  # the table the generator draws from
 SPECIALTIES = tuple(sorted({c.specialty for c in CONDITIONS.values()}))
