@@ -47,7 +47,7 @@ class TextMetric(evaluate.Metric):
 
 # %% ../nbs/15_eval.ipynb #f829b670
 class Rouge(TextMetric):
-    "ROUGE F1 (unigrams, bigrams, longest common subsequence) from the installed `rouge_score` package, offline."
+    "ROUGE F1 from the installed `rouge_score` package, offline: `rouge` (longest common subsequence, ROUGE-L: the menu's word), `rouge1` and `rouge2` (unigrams, bigrams)."
     def __init__(self, rouge_types:tuple=('rouge1', 'rouge2', 'rougeL'), # any types `rouge_score` knows
                  use_stemmer:bool=False,                                  # Porter-stem English words before matching
                  **kwargs):
@@ -55,13 +55,13 @@ class Rouge(TextMetric):
         self.scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=use_stemmer)
         super().__init__(**kwargs)
     def score(self, prediction:str, reference:str)->dict:
-        return {k: v.fmeasure for k,v in self.scorer.score(reference, prediction).items()}
+        return {'rouge' if k == 'rougeL' else k: v.fmeasure for k,v in self.scorer.score(reference, prediction).items()}  # ROUGE-L is the headline
 
 # %% ../nbs/15_eval.ipynb #9dbe3139
 class ExactMatch(TextMetric):
     "1 if the output equals the reference (whitespace collapsed; also case and punctuation with `normalized`), else 0."
     def __init__(self, normalized:bool=False,      # also ignore case and punctuation (`ftbook.data.normalize`)
-                 score_name:str='exact_match',  # the score's name (two kinds side by side need two names)
+                 score_name:str='exact',        # the score's name (two kinds side by side need two names)
                  **kwargs):
         self.normalized, self.score_name = normalized, score_name
         super().__init__(**kwargs)
@@ -71,7 +71,7 @@ class ExactMatch(TextMetric):
 
 # %% ../nbs/15_eval.ipynb #f8882ec4
 class FormatCompliance(TextMetric):
-    "Whether each required section header starts a line, in order, with content after it on that line."
+    "`format`: 1 if each required section header starts a line, in order, with content after it on that line; and how many are present and filled."
     inputs = ('predictions',)
     def __init__(self, sections:list, # required headers in order, e.g. ['Patient:', 'Problem:', 'Plan:']
                  exact:bool=False,        # also require that nothing but those lines is written (no preamble, no extra lines)
@@ -88,7 +88,7 @@ class FormatCompliance(TextMetric):
         filled = [s for s in found if lines[at[s]][len(s):].strip()]
         n, extra = len(self.sections), [l for l in lines if l and not l.startswith(tuple(self.sections))]
         ok = len(filled) == n and in_order and not (self.exact and (extra or len(found) != len([l for l in lines if l])))
-        return dict(format_compliance=float(ok), sections_present=len(found)/n,
+        return dict(format=float(ok), sections_present=len(found)/n,
                     sections_filled=len(filled)/n, extra_lines=len(extra))
 
 # %% ../nbs/15_eval.ipynb #afbfb229
@@ -129,21 +129,19 @@ def mentions(text:str,  # where to look: a summary, an answer
 
 # %% ../nbs/15_eval.ipynb #4923a23e
 class FactRecall(TextMetric):
-    "Share of the reference's facts found in the output, and the output's facts found nowhere in the source."
-    inputs = ('predictions', 'references', 'sources')
+    "`{name}_recall`: the share of the reference's facts that the output states; the details list the facts it missed."
+    inputs = ('predictions', 'references')
     def __init__(self, extractor=None, # text -> set of normalised facts (default: `fact_extractor()`: numbers with units)
-                 name:str='fact',      # names the scores, '{name}_recall' and 'unsupported_{name}s', so two kinds of facts can be scored side by side
+                 name:str='fact',      # names the score, '{name}_recall', so that two kinds of facts can be scored side by side
                  **kwargs):
         self.extractor, self.fact_name = extractor or fact_extractor(), name
         super().__init__(**kwargs)
-    def details(self, prediction:str, reference:str, source:str)->dict:
-        "The facts behind the scores: those of the reference that the output missed, those of the output not in the source."
-        out, ref, src = map(self.extractor, (prediction, reference, source))
-        return {f'{self.fact_name}s_missed': sorted(ref - out), f'{self.fact_name}s_unsupported': sorted(out - src)}
-    def score(self, prediction:str, reference:str, source:str)->dict:
-        ref, d = self.extractor(reference), self.details(prediction, reference, source)
-        n = self.fact_name
-        return {f'{n}_recall': (len(ref) - len(d[f'{n}s_missed']))/len(ref) if ref else None, f'unsupported_{n}s': len(d[f'{n}s_unsupported'])}
+    def details(self, prediction:str, reference:str)->dict:
+        "The reference's facts that the output missed."
+        return {f'{self.fact_name}s_missed': sorted(self.extractor(reference) - self.extractor(prediction))}
+    def score(self, prediction:str, reference:str)->dict:
+        ref = self.extractor(reference)
+        return {f'{self.fact_name}_recall': len(ref & self.extractor(prediction))/len(ref) if ref else None}
 
 # %% ../nbs/15_eval.ipynb #db3beccf
 def metric_script(metric:type, # a metric class importable from a module (not one defined in `__main__`)
@@ -161,9 +159,10 @@ def metric_script(metric:type, # a metric class importable from a module (not on
 def default_metrics(sections:list|None=None,    # required section headers, for `FormatCompliance`
                     vocabulary:tuple=(),        # fact words for the default extractor (e.g. drug names)
                     extractor=None,             # a fact extractor to use instead (text -> set of facts)
+                    claims=None,                # what `Unsupported` counts: (source, output) -> claims (default: numbers and names)
                    )->list:
-    "ROUGE, exact match, fact recall, and format compliance when `sections` are given."
-    return [Rouge(), ExactMatch(), FactRecall(extractor or fact_extractor(vocabulary))] + ([FormatCompliance(sections)] if sections else [])
+    "ROUGE, exact match, fact recall, the detector of unsupported claims, and format compliance when `sections` are given."
+    return [Rouge(), ExactMatch(), FactRecall(extractor or fact_extractor(vocabulary)), Unsupported(claims)] + ([FormatCompliance(sections)] if sections else [])
 
 # %% ../nbs/15_eval.ipynb #menu-metrics
 class RegexMatch(TextMetric):
@@ -173,10 +172,10 @@ class RegexMatch(TextMetric):
         try: self.pattern = re.compile(pattern)
         except re.error as e: raise ValueError(f"regex {pattern!r} is not a valid regular expression ({e}). Check its brackets and escapes.") from None
         super().__init__(**kwargs)
-    def score(self, prediction:str)->dict: return dict(regex_match=float(self.pattern.search(prediction) is not None))
+    def score(self, prediction:str)->dict: return dict(regex=float(self.pattern.search(prediction) is not None))
 
 class JsonKeys(TextMetric):
-    "Whether the output is a JSON object (code fences allowed around it), and the share of the required `keys` it has."
+    "`json`: 1 if the output is a JSON object (code fences allowed around it); `json_keys`: the share of the required `keys` it has."
     inputs = ('predictions',)
     def __init__(self, keys:list, **kwargs): self.keys = list(keys); super().__init__(**kwargs)
     def score(self, prediction:str)->dict:
@@ -184,20 +183,20 @@ class JsonKeys(TextMetric):
         try: obj = json.loads(text)
         except json.JSONDecodeError: obj = None
         ok = isinstance(obj, dict)
-        return dict(valid_json=float(ok), json_keys=sum(k in obj for k in self.keys)/len(self.keys) if ok and self.keys else float(ok))
+        return dict(json=float(ok), json_keys=sum(k in obj for k in self.keys)/len(self.keys) if ok and self.keys else float(ok))
 
 class LengthLimit(TextMetric):
-    "The output's words, and 1 if there are at most `max_words`."
+    "`length`: 1 if the output has at most `max_words` words; `words`: how many it has."
     inputs = ('predictions',)
     def __init__(self, max_words:int, **kwargs): self.max_words = max_words; super().__init__(**kwargs)
     def score(self, prediction:str)->dict:
         n = len(prediction.split())
-        return dict(words=n, within_length=float(n <= self.max_words))
+        return dict(length=float(n <= self.max_words), words=n)
 
 _NUMBER = r'\d+(?:[.,:/]\d+)*'
 
-def unsupported_content(output:str, # the model's answer
-                        source:str, # what it was given
+def unsupported_content(source:str, # what the model was given
+                        output:str, # what it wrote
                        )->list:     # numbers and names in `output` found nowhere in `source`
     "The numbers and capitalized names (words after the first of a sentence or line) of `output` that `source` does not contain."
     source_words, source_numbers = set(re.findall(r"[\w'-]+", source.casefold())), set(re.findall(_NUMBER, source))
@@ -206,30 +205,41 @@ def unsupported_content(output:str, # the model's answer
              if w[0].isupper() and w.split("'")[0] != 'I'}  # 'I', "I'm": not names
     return sorted({n for n in re.findall(_NUMBER, output) if n not in source_numbers} | {n for n in names if n.casefold() not in source_words})
 
-class UnsupportedContent(TextMetric):
-    "How many numbers and capitalized names the output has that its input does not: a generic signal of invented facts."
+def unsupported_by(extractor, # text -> set of normalised facts, such as `fact_extractor(...)`
+                  ):          # a claims function for `Unsupported`
+    "Claims as the facts that `extractor` finds in the output and not in its source."
+    return lambda source, output: sorted(extractor(output) - extractor(source))
+
+class Unsupported(TextMetric):
+    "The one detector of invented content: `unsupported` counts the output's claims that its input does not support, `review` flags an output with any, the details list them."
     inputs = ('predictions', 'sources')
-    def details(self, prediction:str, source:str)->dict: return dict(unsupported=unsupported_content(prediction, source))
-    def score(self, prediction:str, source:str)->dict: return dict(unsupported_content=len(unsupported_content(prediction, source)))
+    def __init__(self, claims=None, # (source, output) -> the claims of `output` that `source` does not support (default: `unsupported_content`)
+                 **kwargs):
+        self.claims = claims or unsupported_content
+        super().__init__(**kwargs)
+    def details(self, prediction:str, source:str)->dict: return dict(unsupported_claims=self.claims(source, prediction))
+    def score(self, prediction:str, source:str)->dict:
+        n = len(self.claims(source, prediction))
+        return dict(unsupported=n, review=float(n > 0))
 
 
 # %% ../nbs/15_eval.ipynb #menu
 METRIC_MENU = {'exact': 'exact match (whitespace collapsed)', 'normalized': 'exact match ignoring case and punctuation',
                'rouge': 'ROUGE-1, ROUGE-2, ROUGE-L F1 against the reference', 'regex:PATTERN': 'the output contains a match of PATTERN',
-               'lines:A:|B:': 'each of these section headers starts a line, in order', 'json:k1,k2': 'a JSON object, and the share of the keys it has',
-               'length:WORDS': 'at most WORDS words', 'unsupported': 'numbers and capitalized names that are not in the input'}
+               'format:A:|B:': 'each of these section headers starts a line, in order', 'json:k1,k2': 'a JSON object, and the share of the keys it has',
+               'length:WORDS': 'at most WORDS words', 'unsupported': 'numbers and capitalized names that are not in the input (and `review`: any)'}
 
 
 # %% ../nbs/15_eval.ipynb #menu-fn
 def metric_menu(names:list, # words of `METRIC_MENU`, e.g. ['rouge', 'normalized', 'json:name,price', 'unsupported']
                )->list:     # `evaluate` metrics, for `compare`
-    "Metrics named as on the command line: `exact`, `normalized`, `rouge`, `regex:PATTERN`, `lines:A:|B:`, `json:k1,k2`, `length:WORDS`, `unsupported`."
+    "Metrics named as on the command line, each reporting a column of its own name: `exact`, `normalized`, `rouge`, `regex:PATTERN`, `format:A:|B:`, `json:k1,k2`, `length:WORDS`, `unsupported`."
     def one(name:str):
         kind, _, arg = name.partition(':')
-        make = dict(exact=lambda: ExactMatch(), normalized=lambda: ExactMatch(normalized=True, score_name='normalized_match'), rouge=lambda: Rouge(),
-                    unsupported=lambda: UnsupportedContent(), regex=lambda: RegexMatch(arg), lines=lambda: FormatCompliance(arg.split('|')),
+        make = dict(exact=lambda: ExactMatch(), normalized=lambda: ExactMatch(normalized=True, score_name='normalized'), rouge=lambda: Rouge(),
+                    unsupported=lambda: Unsupported(), regex=lambda: RegexMatch(arg), format=lambda: FormatCompliance(arg.split('|')),
                     json=lambda: JsonKeys([k.strip() for k in arg.split(',') if k.strip()]), length=lambda: LengthLimit(int(arg)))
-        needs_arg = kind in ('regex', 'lines', 'json', 'length')
+        needs_arg = kind in ('regex', 'format', 'json', 'length')
         if kind not in make or needs_arg != bool(arg) or kind == 'length' and not arg.isdigit():
             raise ValueError(f"metric {name!r} is not on the menu. Choose from: " + '; '.join(f'{k} ({v})' for k,v in METRIC_MENU.items()) + '.')
         return make[kind]()
@@ -359,7 +369,7 @@ def compare(systems:list,               # the `System`s to run on the same examp
     return EvalResult(pd.DataFrame.from_dict(rows, orient='index').rename_axis('system'), pd.concat(frames, ignore_index=True), settings)
 
 # %% ../nbs/15_eval.ipynb #5ce464d1
-QUALITY = ('format_compliance', 'sections_present', 'fact_recall', 'rougeL', 'exact_match')
+QUALITY = ('format', 'fact_recall', 'rouge', 'exact')  # the menu's and the default metrics' headline scores in [0, 1]
 
 def plot_comparison(result:EvalResult,        # from `compare`
                     metrics:tuple=QUALITY,    # summary columns in [0, 1] to draw, where present

@@ -95,16 +95,16 @@ def load_system(path:str|Path,                     # an adapter folder, a merged
     return System(name, model.eval(), tok, template)
 
 # %% ../nbs/04_system.ipynb #base-system
-def base_system(adapter:str|Path,               # a training run's adapter/ folder
+def base_system(source:str|Path,                # a training run's adapter/ folder (its base model is used), or a model name or folder
                 name:str='base model',          # the name in tables
                 template:PromptTemplate|None=None, # how the base model is asked (default: the run's template)
                 **kwargs,                       # for `load_model` (quant, device, dtype)
                )->System:
-    "The model an adapter was trained on, without the adapter: the baseline a fine-tuned model has to beat."
-    template = template or read_template(adapter) or PromptTemplate()
-    model, tok = load_model(adapter_base(adapter), **kwargs)
+    "The model an adapter was trained on, without the adapter (or any model, by name), asked through `template`: the baseline a fine-tuned model has to beat."
+    is_adapter = (Path(source)/'adapter_config.json').exists()
+    template = template or (read_template(source) if is_adapter else None) or PromptTemplate()
+    model, tok = load_model(adapter_base(source) if is_adapter else source, **kwargs)
     return System(name, model.eval(), tok, template)
-
 
 # %% ../nbs/04_system.ipynb #966f3c26
 def check_generation(max_new_tokens:int=128, # upper bound on the answer length, in tokens

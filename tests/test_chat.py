@@ -144,10 +144,10 @@ def test_ftbook_eval_on_any_file(chat_run, kind, capsys):
     main(['eval', '--adapter', res.adapter_dir, '--data', str(files[kind]), '--metric', 'rouge', 'normalized', 'length:30', 'regex:tent \\d+',
           'unsupported', '--baseline', str(d/'prompt.txt'), '--out', str(out), '--max-new-tokens', '6', '--batch-size', '3'])
     printed = capsys.readouterr().out
-    assert 'base model + your prompt' in printed and 'fine-tuned' in printed and 'unsupported_content' in printed and str(out) in printed
+    assert 'base model + your prompt' in printed and 'fine-tuned' in printed and 'unsupported' in printed and str(out) in printed
     rows = [json.loads(l) for l in (out/'examples.jsonl').read_text().splitlines()]
     assert len(rows) == 12 and {r['system'] for r in rows} == {'base model + your prompt', 'fine-tuned'}
-    assert all(k in rows[0] for k in ('rougeL', 'normalized_match', 'within_length', 'regex_match', 'unsupported_content', 'output', 'reference'))
+    assert all(k in rows[0] for k in ('rouge', 'normalized', 'length', 'regex', 'unsupported', 'review', 'output', 'reference'))
     assert rows[0]['reference'] == ('You are welcome. Enjoy the trip with tent 30!' if kind == 'messages'  # the last assistant turn
                                     else 'Yes, tent 30 can come back up to 24 hours late at no charge.')
     assert (out/'examples.csv').exists() and (out/'summary.csv').exists()

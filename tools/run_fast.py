@@ -2,6 +2,7 @@
 
     python tools/run_fast.py nbs/06_training.ipynb [...]                  # every fast cell gets its new output
     python tools/run_fast.py --changed-since 29feef3 nbs/*.ipynb          # only cells whose code changed since that commit
+    python tools/run_fast.py --slow nbs/15_eval.ipynb                     # the slow cells too: the real runs, for minutes or hours
 
 The cells run as `nbdev_test` runs them (same skipped flags, `#| eval: false` skipped, in the notebook's folder), so a notebook
 that passes `make test` can be refreshed. With `--changed-since`, a cell whose source is the same as a cell of that commit (in any
@@ -53,9 +54,11 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('notebooks', nargs='+', type=Path)
     ap.add_argument('--changed-since', metavar='REF', help='keep the saved outputs of cells whose code is unchanged since this git commit')
+    ap.add_argument('--slow', action='store_true', help='run the `#| slow` cells too (the real runs) and save their new outputs')
     args = ap.parse_args()
+    if args.slow: SKIP.clear()
     if len(args.notebooks) > 1:  # each notebook in a fresh process, as nbdev_test runs them: no state shared between chapters
-        since = ['--changed-since', args.changed_since] if args.changed_since else []
+        since = (['--changed-since', args.changed_since] if args.changed_since else []) + (['--slow'] if args.slow else [])
         for p in args.notebooks: subprocess.run([sys.executable, __file__, str(p), *since], check=True)
         print('Now run nbdev_clean (make test checks that the notebooks are clean).')
     else:

@@ -39,7 +39,7 @@ UPKEEP = {'zero-shot': 'an instruction', 'few-shot': 'an instruction and its exa
 def _approach(system:str)->str: return next(a for a in UPKEEP if system.startswith(a))
 
 def decision_table(results:dict,       # task -> `EvalResult` of systems named 'zero-shot...', 'few-shot...', 'fine-tuned...'
-                   quality:dict,       # task -> the score that decides quality, such as 'format_compliance'
+                   quality:dict,       # task -> the score that decides quality, such as 'format'
                    train_minutes:dict, # task -> minutes of the fine-tuning run
                   )->pd.DataFrame:     # one row per task and approach
     "Quality, prompt tokens per request, training minutes and upkeep of each approach, per task."

