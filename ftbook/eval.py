@@ -344,7 +344,7 @@ def _run_system(s:System, records, metrics:list, source_field:str|None, gen:dict
 def compare(systems:list,               # the `System`s to run on the same examples
             records,                    # held-out records (anything `ftbook.data.read_records` reads)
             metrics:list,               # `evaluate` modules, e.g. `default_metrics(...)`
-            source_field:str|None=None, # record field holding the input text, for unsupported facts (default: each prompt)
+            source_field:str|None=None, # record field holding the input text, for unsupported claims (default: each prompt)
             with_perplexity:bool=True,  # also compute the validation perplexity of the references
             **kwargs,                   # generation settings, as for `ftbook.system.check_generation`
            )->EvalResult:               # summary, per-example outputs and scores, settings
