@@ -7,9 +7,9 @@ __all__ = []
 
 # %% ../nbs/60_api.ipynb #api-code
 __version__ = "0.0.1"
-from importlib import import_module
+from importlib import import_module as _import_module
 
-PUBLIC = {  # each name a user's project imports from `ftbook`, and the module that defines it
+_PUBLIC = {  # each name a user's project imports from `ftbook`, and the module that defines it
     **dict.fromkeys(['read_records', 'PromptTemplate', 'make_pairs', 'pair_report', 'split_pairs', 'few_shot_template', 'browse_pairs'], 'data'),
     **dict.fromkeys(['default_model', 'pretrained_model', 'load_tokenizer'], 'model'),
     **dict.fromkeys(['load_model', 'memory_report', 'plot_memory'], 'quant'),
@@ -20,16 +20,16 @@ PUBLIC = {  # each name a user's project imports from `ftbook`, and the module t
     **dict.fromkeys(['TrainingMonitor', 'plot_losses'], 'monitor'),
     **dict.fromkeys(['BackgroundRun', 'control_panel'], 'dashboard'),
     **dict.fromkeys(['evaluate_run', 'compare', 'metric_menu', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance',
-                     'FactRecall', 'fact_extractor', 'save_results', 'load_results', 'plot_comparison', 'explore', 'side_by_side'], 'eval'),
+                     'FactRecall', 'Unsupported', 'unsupported_by', 'fact_extractor', 'save_results', 'load_results', 'plot_comparison', 'explore', 'side_by_side'], 'eval'),
     **dict.fromkeys(['export', 'merge_adapter'], 'ship'),
 }
-__all__ = list(PUBLIC)
+__all__ = list(_PUBLIC)
 
 def __getattr__(name:str):
     "A public name, imported from its module the first time it is asked for (PEP 562)."
-    if name not in PUBLIC: raise AttributeError(f"module 'ftbook' has no attribute {name!r}. Its public names are listed in ftbook.__all__; "
+    if name not in _PUBLIC: raise AttributeError(f"module 'ftbook' has no attribute {name!r}. Its public names are listed in ftbook.__all__; "
                                                 f"everything else is in its module (ftbook.data, ftbook.training, ftbook.eval, ...).")
-    value = globals()[name] = getattr(import_module(f'ftbook.{PUBLIC[name]}'), name)  # next time an ordinary attribute
+    value = globals()[name] = getattr(_import_module(f'ftbook.{_PUBLIC[name]}'), name)  # next time an ordinary attribute
     return value
 
 def __dir__()->list: return sorted(set(globals()) | set(__all__))

@@ -76,7 +76,7 @@ def reader_text(text:str,   # an output as the code printed it
 # %% ../nbs/63_book.ipynb #proc
 def breakable_headers(html:str, # an HTML output, such as a DataFrame's
                      )->str:
-    "Column names that may break after an underscore (`format_<wbr>compliance`), so that a long name need not widen its column."
+    "Column names that may break after an underscore (`best_<wbr>val_<wbr>loss`), so that a long name need not widen its column."
     return re.sub(r'<th([^>]*)>([^<]*_[^<]*)</th>', lambda m: f"<th{m.group(1)}>{m.group(2).replace('_', '_<wbr>')}</th>", html)
 
 def reader_outputs(cell): # a notebook cell, as nbdev's processors get it

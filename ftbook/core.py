@@ -94,12 +94,6 @@ def _swap_into_place(tmp:Path, dest:Path, replace:bool):
     tmp.rename(dest)
     shutil.rmtree(old, ignore_errors=True)
 
-# %% ../nbs/61_core.ipynb #985e5251
-def quiet_checkpointing_rename():
-    "From now on, ignore the FutureWarning about the old gradient-checkpointing names that PEFT still uses (one filter, added once)."
-    warnings.filterwarnings('ignore', message='.*(is_gradient_checkpointing|gradient_checkpointing_enable).*deprecated', category=FutureWarning)
-
-
 # %% ../nbs/61_core.ipynb #39ad2cf5
 def write_atomic(path:str|Path,   # the file to write
                  data:str|bytes,  # its whole content: text (UTF-8) or bytes
@@ -122,6 +116,12 @@ def file_lock(path:str|Path, # the lock file (created if needed)
         fcntl.flock(f, fcntl.LOCK_EX)
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+# %% ../nbs/61_core.ipynb #985e5251
+def quiet_checkpointing_rename():
+    "From now on, ignore the FutureWarning about the old gradient-checkpointing names that PEFT still uses (one filter, added once)."
+    warnings.filterwarnings('ignore', message='.*(is_gradient_checkpointing|gradient_checkpointing_enable).*deprecated', category=FutureWarning)
+
 
 # %% ../nbs/61_core.ipynb #a5d2ad3d
 def pause_point(name:str, # the point, e.g. 'checkpoint-written:4' (what, and at which step)

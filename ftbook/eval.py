@@ -15,13 +15,13 @@ from .data import PromptTemplate, Records, reads_messages, collate, make_pairs, 
 from .loss import loss_for
 from .system import System, base_system, check_generation, load_system, read_template
 
-_all_ = ['compare', 'plot_comparison', 'save_results', 'load_results', 'explore', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'fact_extractor', 'metric_menu', 'evaluate_run', 'side_by_side']  # what a user calls; the rest is exported for the package's own use
+_all_ = ['compare', 'plot_comparison', 'save_results', 'load_results', 'explore', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'Unsupported', 'unsupported_by', 'fact_extractor', 'metric_menu', 'evaluate_run', 'side_by_side']  # what a user calls; the rest is exported for the package's own use
 
 
 # %% auto #0
 __all__ = ['TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'default_metrics', 'metric_menu', 'compare',
-           'save_results', 'load_results', 'evaluate_run', 'explore', 'side_by_side', 'plot_comparison',
-           'fact_extractor']
+           'save_results', 'load_results', 'evaluate_run', 'explore', 'side_by_side', 'plot_comparison', 'Unsupported',
+           'unsupported_by', 'fact_extractor']
 
 # %% ../nbs/15_eval.ipynb #604af336
 def _mean(xs:list):
@@ -195,9 +195,9 @@ class LengthLimit(TextMetric):
 
 _NUMBER = r'\d+(?:[.,:/]\d+)*'
 
-def unsupported_content(source:str, # what the model was given
-                        output:str, # what it wrote
-                       )->list:     # numbers and names in `output` found nowhere in `source`
+def numbers_and_names(source:str, # what the model was given
+                      output:str, # what it wrote
+                     )->list:     # numbers and names in `output` found nowhere in `source`
     "The numbers and capitalized names (words after the first of a sentence or line) of `output` that `source` does not contain."
     source_words, source_numbers = set(re.findall(r"[\w'-]+", source.casefold())), set(re.findall(_NUMBER, source))
     output = re.sub(r'(?m)^\s*(?:\d+[.)]|[-*•])\s+', '', output)  # list markers are not facts
@@ -213,9 +213,9 @@ def unsupported_by(extractor, # text -> set of normalised facts, such as `fact_e
 class Unsupported(TextMetric):
     "The one detector of invented content: `unsupported` counts the output's claims that its input does not support, `review` flags an output with any, the details list them."
     inputs = ('predictions', 'sources')
-    def __init__(self, claims=None, # (source, output) -> the claims of `output` that `source` does not support (default: `unsupported_content`)
+    def __init__(self, claims=None, # (source, output) -> the claims of `output` that `source` does not support (default: `numbers_and_names`)
                  **kwargs):
-        self.claims = claims or unsupported_content
+        self.claims = claims or numbers_and_names
         super().__init__(**kwargs)
     def details(self, prediction:str, source:str)->dict: return dict(unsupported_claims=self.claims(source, prediction))
     def score(self, prediction:str, source:str)->dict:

@@ -199,3 +199,14 @@ def test_chapters_with_slow_cells_say_so_at_the_top():
         note = next((c.source for c in cells[:3] if c.cell_type == 'markdown' and 'Running this notebook' in c.source), '')
         says = 'runs the cell marked `#| slow`' if n == 1 else f'runs the {n} cells marked `#| slow`'
         assert says in note, f'{nb_path.name} has {n} slow cells; the note at its top should say "{says}"'
+
+def test_notebooks_are_numbered_in_reading_order():
+    "The file names' numbers follow the sidebar of `_quarto.yml`, so the folder lists the chapters in the order the site reads them."
+    import yaml
+    def pages(items):
+        for it in items:
+            if isinstance(it, str): yield it
+            else: yield from pages(it.get('contents', []))
+    order = [p for p in pages(yaml.safe_load((ROOT/'_quarto.yml').read_text())['website']['sidebar']['contents']) if p[0].isdigit()]
+    assert order == sorted(order, key=lambda p: int(p.split('_')[0])), order
+    assert sorted(order) == sorted(nb.name for nb in notebooks() if nb.name[0].isdigit()), 'a notebook missing from the sidebar, or a sidebar entry without its notebook'
