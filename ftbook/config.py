@@ -86,6 +86,8 @@ class TrainSettings:
     keep_checkpoints:int = 2      # complete checkpoints kept (the best one is always kept too)
     gradient_checkpointing:bool|None = None  # recompute activations in backward: less memory, about 30% more compute; None: on with a GPU only
     seed:int = 42                 # seed of the adapters' initialisation and of the data order
+    samples:int = 3               # validation prompts answered (greedily) at each validation, shown by the dashboard and kept in samples.jsonl; 0: none
+    report_to:list = field(default_factory=list)  # experiment trackers that also log the run: 'tensorboard', 'wandb', 'mlflow', ... (any transformers integration)
 
     def checks(self): return [
         ('epochs', 0 < self.epochs < math.inf, 'train for a positive, finite number of epochs'),
@@ -99,7 +101,9 @@ class TrainSettings:
         ('patience', self.patience is None or self.patience >= 1, 'patience is 1 or more validations, or null to turn early stopping off'),
         ('max_steps', self.max_steps == -1 or self.max_steps >= 1, 'use -1 (all epochs) or a positive number of steps'),
         ('log_every', self.log_every >= 1, 'log every 1 or more steps'),
-        ('keep_checkpoints', self.keep_checkpoints >= 1, 'keep at least one checkpoint, or the run cannot resume')]
+        ('keep_checkpoints', self.keep_checkpoints >= 1, 'keep at least one checkpoint, or the run cannot resume'),
+        ('samples', self.samples >= 0, 'answer 0 or more validation prompts at each validation'),
+        ('report_to', all(isinstance(n, str) for n in self.report_to), "name the trackers, e.g. ['tensorboard'] (train.report_to)")]
 
 # %% ../nbs/05_config.ipynb #f099f264
 def _type_ok(value, hint)->bool:
@@ -122,13 +126,14 @@ def section_problems(section:str, # the section's name in the config, e.g. 'trai
 
 # %% ../nbs/05_config.ipynb #51394215
 def _coerce(value, hint):
-    "A number written as text (YAML reads `2e-4` as a string) converted when the setting is numeric."
+    "A number written as text (YAML reads `2e-4` as a string) converted when the setting is numeric; one name where a list is expected, a list of one."
     allowed = typing.get_args(hint) or (hint,)
     if isinstance(value, str) and (int in allowed or float in allowed):
         try: num = float(value)
         except ValueError: return value
         return int(num) if int in allowed and num.is_integer() else num
     if hint is PromptTemplate and isinstance(value, dict): return _from_dict(PromptTemplate, value, 'data.template')
+    if hint is list and isinstance(value, str): return [value]  # `report_to: tensorboard` in YAML means the list of one
     return value
 
 def _from_dict(cls, d, section:str):

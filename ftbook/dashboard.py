@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_dashboard.ipynb #b75aa43c
 from __future__ import annotations
-import math, threading
+import html, math, threading
 from pathlib import Path
 from fastcore.basics import patch_to
 from .config import RunConfig
@@ -34,6 +34,25 @@ def status_html(snap:dict, # a `TrainingMonitor` snapshot
              if snap['overfit'] is not None else '')
     return '<span style="font-family:sans-serif;font-size:13px">' + ' &middot; '.join(parts) + alarm + '</span>'
 
+# %% ../nbs/14_dashboard.ipynb #samples-html
+def samples_html(samples:list,  # `TrainingMonitor.samples`: {'step', 'where', 'answer', 'stopped', 'reference'}, oldest first
+                 validations:int=4, # how many validations to show, newest first
+                 chars:int=300,     # each answer cut to this many characters
+                )->str:
+    "A table of what the model wrote for each sampled validation prompt at the latest validations, newest first, above the references."
+    if not samples: return ''
+    wheres = list(dict.fromkeys(s['where'] for s in samples))
+    steps = sorted({s['step'] for s in samples}, reverse=True)[:validations]
+    cell = lambda text, note='': (f'<td style="white-space:pre-wrap;vertical-align:top;font-size:12px">{html.escape(text[:chars])}'
+                                  f'{" ..." if len(text) > chars else ""}{note}</td>')
+    by = {(s['step'], s['where']): s for s in samples}
+    rows = [f'<tr><th>step {st}</th>' + ''.join(cell(by[st, w]['answer'], '' if by[st, w]['stopped'] else ' <i>(did not stop)</i>')
+                                                 if (st, w) in by else '<td></td>' for w in wheres) + '</tr>' for st in steps]
+    refs = {s['where']: s['reference'] for s in samples}
+    rows.append('<tr><th>reference</th>' + ''.join(cell(refs[w]) for w in wheres) + '</tr>')
+    return ('<div style="max-height:320px;overflow:auto;font-family:sans-serif"><b style="font-size:13px">What the model writes, newest first</b>'
+            '<table><tr><th></th>' + ''.join(f'<th>{html.escape(w)}</th>' for w in wheres) + '</tr>' + ''.join(rows) + '</table></div>')
+
 # %% ../nbs/14_dashboard.ipynb #51bb89ed
 class Dashboard:
     "Live view of a run in a notebook: loss curves, progress, speed, time left, overfitting alarm and a Stop button."
@@ -44,9 +63,9 @@ class Dashboard:
         self.monitor, self.title, self.snapshot = monitor, title, {}
         self.bar = W.IntProgress(value=0, min=0, max=1, description='steps', layout=W.Layout(width='60%'))
         self.stop_button = W.Button(description='Stop', button_style='danger', icon='stop', tooltip='finish this step, save a checkpoint, keep the best adapter')
-        self.status, self.image = W.HTML(status_html({})), W.Image(format='png', layout=W.Layout(max_width='700px'))
+        self.status, self.image, self.samples = W.HTML(status_html({})), W.Image(format='png', layout=W.Layout(max_width='700px')), W.HTML()
         self.stop_button.on_click(lambda _: self.stop())
-        self.widget = widget_box([W.HBox([self.bar, self.stop_button]), self.status, self.image], 'the training dashboard')
+        self.widget = widget_box([W.HBox([self.bar, self.stop_button]), self.status, self.image, self.samples], 'the training dashboard')
         monitor.listeners.append(self.update)
     def _ipython_display_(self):
         from IPython.display import display
@@ -65,6 +84,7 @@ def update(self, snap:dict): # a `TrainingMonitor` snapshot
     self.bar.max, self.bar.value = max(snap['max_steps'], 1), snap['step']
     self.status.value = status_html(snap)
     self.image.value = figure_png(plot_losses(snap['history'], self.title, snap['overfit']))
+    self.samples.value = samples_html(snap.get('samples', []))
     if snap['status'] != 'training': self.stop_button.disabled, self.stop_button.description = True, snap['status']
 
 @patch_to(Dashboard)

@@ -4,12 +4,15 @@
 
 # %% ../nbs/12_monitor.ipynb #monitor-imports
 from __future__ import annotations
-import math, os, sys, time, warnings
+import json, math, os, sys, time, warnings
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 from fastcore.basics import patch_to
+from tqdm import tqdm
 from transformers import TrainerCallback
 from .core import pause_point, write_atomic
+from .data import prompt_text
+from .system import _generate_texts, check_generation
 
 _all_ = ['TrainingMonitor', 'plot_losses']  # what a user calls; the rest is exported for the package's own use
 
@@ -85,7 +88,7 @@ class TrainingMonitor(TrainerCallback):
                  window:int=2,        # evaluations in a row of rising validation loss (while training loss falls) that raise the alarm
                 ):
         self.listeners, self.window, self.stop_requested, self.overfit, self.warned, self.snapshot = list(listeners), window, False, None, False, {}
-        self.t0, self.step0, self.tokens0 = time.time(), 0, 0
+        self.t0, self.step0, self.tokens0, self.samples = time.time(), 0, 0, []  # samples: what `TrainingSamples` adds, oldest first
     def stop(self): self.stop_requested = True
     def on_train_begin(self, args, state, control, **kw):
         self.t0, self.step0, self.tokens0 = time.time(), state.global_step, state.num_input_tokens_seen
@@ -110,7 +113,8 @@ def _update(self, state, status:str):
     self.snapshot = dict(status=status, step=state.global_step, max_steps=state.max_steps, epoch=state.epoch or 0, history=history,
                          tokens_per_second=(state.num_input_tokens_seen - self.tokens0) / max(elapsed, 1e-9), elapsed=elapsed,
                          seconds_left=(state.max_steps - state.global_step) * elapsed / done if done else float('nan'),
-                         best=(int(ev.step[ev.eval_loss.idxmin()]), float(ev.eval_loss.min())) if len(ev) else None, overfit=self.overfit)
+                         best=(int(ev.step[ev.eval_loss.idxmin()]), float(ev.eval_loss.min())) if len(ev) else None, overfit=self.overfit,
+                         samples=list(self.samples))
     for f in self.listeners: f(self.snapshot)
 
 # %% ../nbs/12_monitor.ipynb #e828d9d5
@@ -132,3 +136,47 @@ class SaveLossPlot:
         if n == self.n_evals or int(os.environ.get('RANK', 0)) != 0: return
         self.n_evals = n
         write_atomic(self.path, figure_png(plot_losses(snap['history'], self.path.parent.name, snap['overfit']), dpi=110))
+
+# %% ../nbs/12_monitor.ipynb #samples-cb
+class TrainingSamples(TrainerCallback):
+    "At each validation, a few fixed validation prompts answered greedily: kept in a JSONL file and in the monitor's snapshot."
+    def __init__(self, pairs:list,              # the validation pairs to answer, the same at every validation
+                 tok,                           # the prepared tokenizer
+                 template,                      # the run's `PromptTemplate`: prompts rendered as at inference
+                 monitor:TrainingMonitor,       # keeps them for the dashboard (`snapshot['samples']`)
+                 path:str|Path,                 # the JSONL file: one answer a line, with its step
+                ):
+        self.pairs, self.tok, self.monitor, self.path = pairs, tok, monitor, Path(path)
+        self.prompts = [prompt_text(template, tok, p) for p in pairs]
+        longest = max(len(tok(p['completion'], add_special_tokens=False)['input_ids']) for p in pairs)
+        self.settings = check_generation(max_new_tokens=longest + 32, batch_size=len(pairs))  # room to show an answer that runs on
+    def on_train_begin(self, args, state, control, **kw):  # a resumed run keeps the answers of the steps it kept
+        kept = [json.loads(l) for l in self.path.read_text().splitlines()] if self.path.exists() else []
+        self.monitor.samples = [s for s in kept if s['step'] <= state.global_step]
+    def on_evaluate(self, args, state, control, model=None, **kw):
+        if not state.is_world_process_zero: return
+        with torch.random.fork_rng():  # generation seeds the generator; training goes on with the stream it had
+            answers = _generate_texts(model, self.tok, self.prompts, self.settings, desc='samples')
+        self.monitor.samples += [dict(step=state.global_step, where=p.get('where', f'validation pair {i}'), answer=a['text'],
+                                      stopped=a['stopped'], reference=p['completion']) for i,(p,a) in enumerate(zip(self.pairs, answers))]
+        write_atomic(self.path, ''.join(json.dumps(s) + '\n' for s in self.monitor.samples))
+        self.monitor._update(state, 'training')  # the dashboard shows them now, not at the next log
+
+# %% ../nbs/12_monitor.ipynb #progress-cb
+class TerminalProgress(TrainerCallback):
+    "One progress bar for a run, with the latest losses in it, and one line per validation (the Trainer's terminal bar replaced)."
+    def __init__(self, file=None): self.file, self.bar, self.losses, self.best = file, None, {}, math.inf  # file: default stderr, as tqdm
+    def on_train_begin(self, args, state, control, **kw):
+        if state.is_world_process_zero:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc='training', unit='step', file=self.file, disable=None, dynamic_ncols=True)
+    def on_step_end(self, args, state, control, **kw):
+        if self.bar: self.bar.update(state.global_step - self.bar.n)
+    def on_log(self, args, state, control, logs=None, **kw):
+        if self.bar is None or not logs: return
+        if 'eval_loss' in logs:
+            best, self.best = logs['eval_loss'] < self.best, min(self.best, logs['eval_loss'])
+            self.bar.write(f"step {state.global_step}: validation loss {logs['eval_loss']:.4f}" + (' (best so far)' if best else ''), file=self.file)
+        self.losses.update({name: f'{logs[k]:.4f}' for k,name in (('loss', 'loss'), ('eval_loss', 'val_loss')) if k in logs})
+        self.bar.set_postfix(self.losses)
+    def on_train_end(self, args, state, control, **kw):
+        if self.bar: self.bar.close(); self.bar = None

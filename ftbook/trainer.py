@@ -5,14 +5,15 @@
 # %% ../nbs/08_trainer.ipynb #trainer-imports
 from __future__ import annotations
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainingArguments
 from .core import pick_device, pick_dtype
 from .data import PromptTemplate, collate, pack_examples, tokenize_pairs
-from .config import DTYPES, RunConfig
+from .config import DTYPES, ConfigError, RunConfig
 from .loss import loss_for
-from .monitor import LossGuard, TrainingMonitor
+from .monitor import LossGuard, TerminalProgress, TrainingMonitor, TrainingSamples
 from .checkpoints import CommitCheckpoints
 from .layout import TrainingLayout
 
@@ -40,15 +41,19 @@ def training_rows(pairs:list,               # prompt/completion pairs
                 loss_tokens=sum(sum(l != -100 for l in e['labels']) for e in tk['examples']))
 
 # %% ../nbs/08_trainer.ipynb #7c6ee28e
+@dataclass
+class RunArguments(TrainingArguments):
+    "The Trainer's arguments, carrying the run's whole configuration: every tracker logs it with them, as the run's hyper-parameters."
+    run_config:dict = field(default=None)  # `RunConfig.to_dict()` of the run
+
 def training_arguments(config:RunConfig,  # the checked configuration
                        device:torch.device, # where the run trains
                        dtype:torch.dtype,  # the compute dtype
                        progress_bar:bool=True, # the Trainer's text progress bar
                       ):
     "transformers `TrainingArguments` for `config` on `device`."
-    from transformers import TrainingArguments
     t = config.train
-    return TrainingArguments(
+    return RunArguments(
         output_dir=str(Path(config.output_dir)/'checkpoints'), num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.lr, lr_scheduler_type='cosine', warmup_steps=t.warmup, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
@@ -59,7 +64,22 @@ def training_arguments(config:RunConfig,  # the checked configuration
         load_best_model_at_end=True, metric_for_best_model='eval_loss', greater_is_better=False, logging_steps=t.log_every,
         train_sampling_strategy='random' if config.data.packing else 'group_by_length',  # similar lengths in a batch: less padding
         remove_unused_columns=False, include_num_input_tokens_seen='non_padding', ddp_find_unused_parameters=False, prediction_loss_only=True,
-        seed=t.seed, data_seed=t.seed, report_to=[], disable_tqdm=not progress_bar)
+        seed=t.seed, data_seed=t.seed, disable_tqdm=not progress_bar,
+        report_to=list(t.report_to), run_name=Path(config.output_dir).name, run_config=config.to_dict())
+
+# %% ../nbs/08_trainer.ipynb #check-trackers
+_PIP_NAMES = {'tensorboard': "'ftbook[tracking]'", 'comet_ml': 'comet-ml', 'azure_ml': 'azureml-core', 'flyte': 'flytekit'}  # where a name differs
+
+def check_trackers(names:list, # `train.report_to`
+                  ):
+    "Refuse a tracker transformers does not know, or one whose package is not installed, naming what to install."
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+    if unknown := [n for n in names if n not in INTEGRATION_TO_CALLBACK]:
+        raise ConfigError(f"train.report_to = {names}: transformers has no tracker {unknown}. Use some of {sorted(INTEGRATION_TO_CALLBACK)}, or [] for none.")
+    if missing := [n for n in names if n not in get_available_reporting_integrations()]:
+        raise ImportError(f"train.report_to = {names}: {missing} {'is' if len(missing) == 1 else 'are'} not installed. "
+                          f"Install with: pip install {' '.join(_PIP_NAMES.get(n, n) for n in missing)}")
 
 # %% ../nbs/08_trainer.ipynb #3474c69b
 class CompletionLossTrainer(Trainer):
@@ -88,17 +108,24 @@ def make_trainer(model,                 # a PEFT model from `add_lora`
                  config:RunConfig,      # the decided configuration
                  monitor:TrainingMonitor, # follows the run (dashboard, logs, Stop)
                  progress_bar:bool=True, # the Trainer's text progress bar (off when a dashboard shows progress)
+                 val_pairs:list=(),     # the validation pairs, whose first `config.train.samples` are answered at each validation
                 ):
     "A transformers `Trainer` for the run, with monitoring, checkpoint commits and early stopping."
     from transformers import EarlyStoppingCallback
-    from transformers.trainer_callback import PrinterCallback
+    from transformers.integrations import TensorBoardCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     device = pick_device(); dtype = DTYPES[config.model.dtype] or pick_dtype(device)
     callbacks = [monitor, CommitCheckpoints(config.train.keep_checkpoints), TrainingLayout(), LossGuard()]
     if dtype == torch.float16: warnings.warn('Training with float16 compute: its small range can turn the loss into NaN (LossGuard stops the run if it does). '
                                              'Use bfloat16 where the hardware has it, or model.dtype: float32.')
     if config.train.patience: callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.train.patience))
+    if config.train.samples and val_pairs:
+        callbacks.append(TrainingSamples(list(val_pairs[:config.train.samples]), tok, config.data.template, monitor, Path(config.output_dir)/'samples.jsonl'))
     trainer = CompletionLossTrainer(model=model, args=training_arguments(config, device, dtype, progress_bar), train_dataset=train_rows,
                       eval_dataset=val_rows, data_collator=lambda rows: collate(rows, tok.pad_token_id),
                       processing_class=tok, callbacks=callbacks)
     if not progress_bar: trainer.remove_callback(PrinterCallback)  # no log lines printed under a dashboard
+    elif trainer.pop_callback(ProgressCallback): trainer.add_callback(TerminalProgress())  # in a terminal; a notebook keeps the Trainer's table
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, TensorBoardCallback) and cb.logging_dir is None: cb.logging_dir = str(Path(config.output_dir)/'tensorboard')  # else under checkpoints/runs/
     return trainer

@@ -15,7 +15,7 @@ from .data import make_pairs, split_pairs
 from .system import System, load_system
 from .config import DTYPES, ConfigError, RunConfig, decide_auto
 from .adapters import meta_model, linear_names_of, add_lora, check_adapter, check_target_modules
-from .trainer import make_trainer, training_rows
+from .trainer import check_trackers, make_trainer, training_rows
 from .monitor import TrainingMonitor, figure_png, loss_history, overfitting_step, plot_losses
 from .checkpoints import prepare_run_folder, restore_finished, training_done
 
@@ -114,7 +114,7 @@ def train(config:RunConfig,     # the run's configuration (checked first); its `
           progress_bar:bool=True, # the Trainer's text progress bar
          )->TrainResult:
     "Fine-tune `config.model` with LoRA adapters (QLoRA when 4-bit) on the records, and save the run."
-    config.check()
+    config.check(); check_trackers(config.train.report_to)
     empty = meta_model(config.model.name, config.model.trust_remote_code)  # on the meta device: no weights yet
     check_target_modules(config.lora, linear_names_of(empty))
     config = decided_config(config, resume, empty)  # what config.yaml records
@@ -127,7 +127,7 @@ def train(config:RunConfig,     # the run's configuration (checked first); its `
     monitor = monitor or TrainingMonitor()
     set_seed(config.train.seed)  # the adapters' random initialisation too, not only the Trainer's data order
     quiet_checkpointing_rename()
-    trainer = make_trainer(add_lora(model, config.lora), tok, rows['rows'], val_rows, config, monitor, progress_bar)
+    trainer = make_trainer(add_lora(model, config.lora), tok, rows['rows'], val_rows, config, monitor, progress_bar, val_pairs)
     if trainer.is_world_process_zero(): config.save(Path(config.output_dir)/'config.yaml')
     pause_point('startup')
     if training_done(checkpoint): restore_finished(trainer, checkpoint)  # resuming there, the Trainer would take one step too many
