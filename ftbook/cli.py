@@ -4,7 +4,7 @@
 
 # %% ../nbs/64_cli.ipynb #afe8dceb
 from __future__ import annotations
-import argparse, json, os, sys
+import argparse, json, os, sys, warnings
 from pathlib import Path
 import yaml
 from .monitor import SaveLossPlot, TrainingMonitor
@@ -163,6 +163,20 @@ def main(argv:list|None=None, # command-line arguments (default: sys.argv[1:])
         ):
     "The `ftbook` command."
     args = parser().parse_args(argv)
+    with warnings.catch_warnings():  # restores the usual format on return (a notebook calling `main` keeps its own)
+        warnings.showwarning = _one_line(warnings.showwarning)
+        _run(args)
+
+def _one_line(show):
+    "ftbook's own warnings printed as one plain line each (no file path, no source line); other packages' as `show` prints them."
+    here = Path(__file__).parent
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if not Path(filename).is_relative_to(here): return show(message, category, filename, lineno, file, line)
+        print(f'warning: {message}', file=file or sys.stderr, flush=True)
+    return showwarning
+
+def _run(args):
+    "The command `args` names; an error the user can fix ends it with its message, not a traceback."
     try: dict(train=cmd_train, eval=cmd_eval, chat=cmd_chat, demo=cmd_demo, export=cmd_export)[args.command](args)
     except (ConfigError, OSError, ValueError, KeyError, TypeError, ImportError, FloatingPointError) as e:  # the message says what to fix
         if os.environ.get('FTBOOK_DEBUG'): raise  # the whole traceback, for a bug report

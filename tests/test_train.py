@@ -111,3 +111,52 @@ def test_inference_prompt_is_the_training_prompt(tmp_path):
     example = tokenize_pairs(make_pairs(records, template), tok, template)['examples'][0]
     n_prompt = example['labels'].index(next(l for l in example['labels'] if l != -100))
     assert system.tok(prompts[0], add_special_tokens=False)['input_ids'] == example['input_ids'][:n_prompt]
+
+def test_samples_leave_the_run_unchanged(tmp_path):
+    "Answering validation prompts at each validation (dropout on, so the random stream matters) ends with the same adapter, bit for bit, as not answering."
+    from safetensors.torch import load_file
+    import torch
+    runs = {n: train(tiny_config(tmp_path/f'samples-{n}', **{'lora.dropout': 0.2, 'train.samples': n, 'train.epochs': 1, 'train.eval_every': 2, 'train.batch_size': 4}),
+                     arithmetic(32), arithmetic(8, start=100), progress_bar=False) for n in (0, 3)}
+    on, off = (load_file(Path(runs[n].adapter_dir)/'adapter_model.safetensors') for n in (3, 0))
+    assert on.keys() == off.keys() and all(torch.equal(on[k], off[k]) for k in on)
+    pd.testing.assert_frame_equal(runs[3].history, runs[0].history)
+    samples = [json.loads(l) for l in (Path(runs[3].output_dir)/'samples.jsonl').read_text().splitlines()]
+    evals = runs[3].history.dropna(subset=['eval_loss']).step.astype(int).tolist()
+    assert len(evals) >= 3 and [s['step'] for s in samples] == [s for s in evals for _ in range(3)]
+    assert not (Path(runs[0].output_dir)/'samples.jsonl').exists()
+
+def test_tensorboard_logs_the_losses_of_the_history(tmp_path):
+    "`train.report_to: [tensorboard]` writes event files in the run folder; read back with TensorBoard's own reader, they hold the run's losses, step for step, and its configuration."
+    import numpy as np
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    res = train(tiny_config(tmp_path/'tracked', **{'train.report_to': ['tensorboard'], 'train.epochs': 1, 'train.eval_every': 2, 'train.batch_size': 4}),
+                arithmetic(32), arithmetic(8, start=100), progress_bar=False)
+    events = EventAccumulator(str(tmp_path/'tracked'/'tensorboard'), size_guidance={'scalars': 0, 'tensors': 0}).Reload()
+    for tag, column in (('train/loss', 'loss'), ('eval/loss', 'eval_loss')):
+        logged = res.history.dropna(subset=[column])
+        assert len(logged) >= 3
+        assert [e.step for e in events.Scalars(tag)] == logged.step.astype(int).tolist()
+        assert np.array_equal(np.float32([e.value for e in events.Scalars(tag)]), logged[column].to_numpy(np.float32))
+    args = json.loads(events.Tensors('args/text_summary')[0].tensor_proto.string_val[0])
+    assert args['run_config'] == json.loads(json.dumps(RunConfig.load(tmp_path/'tracked'/'config.yaml').to_dict()))
+
+def test_a_tracker_not_installed_is_refused_before_loading(tmp_path):
+    "A tracker whose package is missing is named with what to install, and nothing is written."
+    import importlib.util, pytest
+    missing = next(n for n in ('mlflow', 'wandb', 'comet_ml', 'neptune') if importlib.util.find_spec(n) is None)
+    with pytest.raises(ImportError, match=f'pip install'):
+        train(tiny_config(tmp_path/'run', **{'train.report_to': [missing]}), arithmetic(8), arithmetic(4, start=100), progress_bar=False)
+    assert not (tmp_path/'run').exists()
+
+def test_the_terminal_shows_one_bar_and_a_line_per_validation(tmp_path):
+    "`ftbook train` prints a line per validation and ftbook's warnings as one line each: no raw log dictionaries, no source lines."
+    cfg = write_run_config(tmp_path, epochs=1)
+    with open(tmp_path/'records.jsonl', 'a') as f: f.write(json.dumps(dict(q='What is ' + 'very '*80 + 'long?', a='Long.')) + '\n')
+    out = ftbook('train', str(cfg))
+    assert out.returncode == 0, out.stderr[-3000:]
+    shown = out.stdout + out.stderr
+    validations = [l for l in shown.splitlines() if ': validation loss ' in l]
+    assert len(validations) == len(pd.read_csv(tmp_path/'run'/'history.csv').eval_loss.dropna())
+    assert "{'loss'" not in shown and "{'eval_loss'" not in shown and 'UserWarning' not in shown and 'warnings.warn' not in shown
+    assert any(l.startswith('warning: 1 of ') and 'max_len=64' in l for l in shown.splitlines())
