@@ -169,7 +169,7 @@ def main(argv:list|None=None, # command-line arguments (default: sys.argv[1:])
 
 def _one_line(show):
     "ftbook's own warnings printed as one plain line each (no file path, no source line); other packages' as `show` prints them."
-    here = Path(__file__).parent
+    here = Path(sys.modules['ftbook'].__file__).parent  # the package's folder, tasks included
     def showwarning(message, category, filename, lineno, file=None, line=None):
         if not Path(filename).is_relative_to(here): return show(message, category, filename, lineno, file, line)
         print(f'warning: {message}', file=file or sys.stderr, flush=True)
