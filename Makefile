@@ -12,7 +12,7 @@ TORCH ?= torch
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: help install kernel test test-runtimes demo docs preview lab chromium execute bench
+.PHONY: help install kernel hooks test test-runtimes demo docs preview lab chromium execute bench
 
 help:
 	@echo "make demo     set up, then run the worked example: fine-tune on clinic notes, evaluate, write runs/<time>/report.md"
@@ -20,7 +20,7 @@ help:
 	@echo "make test-runtimes  build llama-cpp-python once (compiles llama.cpp: minutes), then check exported GGUF files with llama.cpp itself"
 	@echo "make docs     build the documentation site into _docs/ (Quarto if installed, else offline)"
 	@echo "make preview  build the docs and serve them on http://localhost:$(PORT)"
-	@echo "make lab      open JupyterLab on nbs/ (the kernel 'Python (ftbook)' is registered by make install for other front ends)"
+	@echo "make lab      open JupyterLab on nbs/, with nbdev's save hook: opening and saving a chapter leaves it as committed (other front ends: the kernel 'Python (ftbook)', registered by make install)"
 	@echo "make execute  re-run every notebook (slow cells too) and save its outputs for the docs"
 	@echo "make bench    run the benchmarks in bench/ (about 15 minutes; figures printed, JSON in bench/results/ for the Benchmarks page)"
 
@@ -40,7 +40,17 @@ $(STAMP): setup.py settings.ini | $(PY)
 kernel: $(STAMP)
 	$(PY) -m ipykernel install --user --name ftbook --display-name "Python (ftbook)" >/dev/null
 
-install: $(STAMP) kernel
+# The git half of nbdev's hooks, kept in this clone's own git config: git merges notebooks with nbdev_merge, which resolves what
+# conflicts it can and leaves the rest as cells a notebook can open. (nbdev_install_hooks would also write ~/.jupyter, and untracked
+# .gitconfig and .gitattributes at the root; the Jupyter half is `make lab`'s save hook.)
+hooks:
+	@git rev-parse --git-dir >/dev/null 2>&1 || exit 0; \
+	git config merge.nbdev-merge.name "resolve conflicts with nbdev_fix"; \
+	git config merge.nbdev-merge.driver "$(abspath $(BIN))/nbdev_merge %O %A %B %P"; \
+	attrs=$$(git rev-parse --git-path info/attributes); mkdir -p "$$(dirname "$$attrs")"; \
+	grep -qxF '*.ipynb merge=nbdev-merge' "$$attrs" 2>/dev/null || echo '*.ipynb merge=nbdev-merge' >> "$$attrs"
+
+install: $(STAMP) kernel hooks
 
 test: install chromium
 	@echo "== 1/4 notebooks are clean (nbdev_clean leaves no diff)"
@@ -75,15 +85,22 @@ preview: docs
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(PY) "$$b"; done
 
-# As root (common in containers) Jupyter refuses to start without --allow-root. LAB_ARGS: e.g. --no-browser --port=8889.
+# JupyterLab runs in the notebooks' folder with nbdev's save hook (settings.ini: jupyter_hooks): every save, autosave included, is
+# cleaned as nbdev_clean cleans, so opening a chapter and saving it leaves the file as committed. nbdev finds settings.ini from the
+# server's folder, hence the cd. As root (common in containers) Jupyter refuses to start without --allow-root.
+# LAB_ARGS: e.g. --no-browser --port=8889. NBS: the folder of notebooks to open (the tests open a copy).
 LAB_ARGS ?=
+NBS ?= nbs
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+	cd $(NBS) && $(abspath $(BIN))/jupyter lab --ContentsManager.pre_save_hook=nbdev.clean.clean_jupyter \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
-# Run every notebook top to bottom, slow cells included, and keep the outputs the docs show.
+# Run every notebook top to bottom, slow cells included, and keep the outputs the docs show. nbconvert saves widget state from
+# Python (`10.0`); tools/lab_numbers.py writes it as JupyterLab does (`10`), so opening a chapter there changes nothing.
 execute: install
 	for nb in nbs/*.ipynb; do echo "== $$nb"; $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.timeout=-1 "$$nb"; done
+	$(PY) tools/lab_numbers.py nbs/*.ipynb
 	$(BIN)/nbdev_clean
 
 # Headless Chromium for the docs screenshot test (Debian package).

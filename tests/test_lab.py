@@ -1,5 +1,7 @@
-"`make lab` starts JupyterLab on the notebooks as root (as in most containers) and as an ordinary user, and `make install` registers the book's kernel."
+"""`make lab` starts JupyterLab on the notebooks as root (as in most containers) and as an ordinary user, `make install` registers the
+book's kernel, and a chapter opened and saved in JupyterLab stays byte for byte as committed."""
 import json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 import pytest
 
@@ -9,27 +11,44 @@ UNSHARE = ['unshare', '--user', '--map-user=1000', '--map-group=1000']  # an ord
 def free_port()->int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-def lab_contents(not_root:bool=False, deadline:float=180)->dict:
-    "Start `make lab` (as an ordinary user if `not_root`), wait until its server answers, return the listing of its notebook folder, stop it."
-    port, home = free_port(), tempfile.mkdtemp()
+@contextmanager
+def make_lab(not_root:bool=False,      # run as an ordinary user (uid 1000 in a user namespace)
+             nbs:Path|None=None,       # the notebooks folder to open (`make lab NBS=...`); None: the checkout's nbs/
+             home:Path|None=None,      # the user's home (Jupyter's config and runtime files); None: a fresh empty one
+             deadline:float=180,       # seconds for the server to answer: a guard against a hang, not a speed check
+            ):                         # yields the port of the running server
+    "Run `make lab` until its server answers, yield its port, stop it after."
+    port, own_home = free_port(), home is None
+    home = Path(tempfile.mkdtemp()) if own_home else home
     os.chmod(home, 0o777)  # a user's own home: Jupyter writes its runtime files there
-    cmd = ['make', '-s', 'lab', f"LAB_ARGS=--no-browser --port={port} --ServerApp.token=ftbook-test --ServerApp.ip=127.0.0.1"]
+    cmd = ['make', '-s', 'lab', f"LAB_ARGS=--no-browser --port={port} --ServerApp.token=ftbook-test --ServerApp.ip=127.0.0.1",
+           *([f'NBS={nbs}'] if nbs else [])]
     if not_root: cmd = [*UNSHARE, *cmd]  # uid 1000 inside a user namespace: make and Jupyter see an ordinary user
-    env = {**os.environ, 'HOME': home, 'JUPYTER_RUNTIME_DIR': f'{home}/runtime', 'JUPYTER_CONFIG_DIR': f'{home}/config'}
-    log = open(f'{home}/lab.log', 'w')
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {**os.environ, 'HOME': str(home), 'JUPYTER_RUNTIME_DIR': f'{home}/runtime', 'JUPYTER_CONFIG_DIR': f'{home}/config'}
+    log = home/'lab.log'
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, 'w'), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         t0 = time.monotonic()
-        while True:  # a deadline against a hang, not a speed check: the server answers or the process ends
-            assert proc.poll() is None, f'make lab exited ({proc.returncode}):\n' + Path(f'{home}/lab.log').read_text()[-3000:]
-            assert time.monotonic() - t0 < deadline, 'make lab did not answer:\n' + Path(f'{home}/lab.log').read_text()[-3000:]
-            try:
-                req = urllib.request.Request(f'http://127.0.0.1:{port}/api/contents', headers={'Authorization': 'token ftbook-test'})
-                return json.loads(urllib.request.urlopen(req, timeout=5).read())
+        while True:  # the server answers or the process ends
+            assert proc.poll() is None, f'make lab exited ({proc.returncode}):\n' + log.read_text()[-3000:]
+            assert time.monotonic() - t0 < deadline, 'make lab did not answer:\n' + log.read_text()[-3000:]
+            try: lab_get(port, 'api/contents'); break
             except OSError: time.sleep(0.5)
+        yield port
     finally:
-        if proc.poll() is None: os.killpg(proc.pid, signal.SIGTERM); proc.wait(timeout=60)
-        shutil.rmtree(home, ignore_errors=True)
+        if proc.poll() is None: os.killpg(proc.pid, signal.SIGTERM)
+        try: proc.wait(timeout=60)
+        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+        if own_home: shutil.rmtree(home, ignore_errors=True)
+
+def lab_get(port:int, path:str)->dict:
+    "GET `path` of the Jupyter server's REST API on `port`."
+    req = urllib.request.Request(f'http://127.0.0.1:{port}/{path}', headers={'Authorization': 'token ftbook-test'})
+    return json.loads(urllib.request.urlopen(req, timeout=5).read())
+
+def lab_contents(not_root:bool=False)->dict:
+    "The listing of the notebook folder of `make lab` (run as an ordinary user if `not_root`)."
+    with make_lab(not_root) as port: return lab_get(port, 'api/contents')
 
 def notebook_names(listing:dict)->set: return {c['name'] for c in listing['content'] if c['type'] == 'notebook'}
 
@@ -53,3 +72,56 @@ def test_the_ftbook_kernel_is_registered():
     assert 'ftbook' in specs, 'run make install: it registers the kernel'  # make test runs it, so it is this checkout's
     argv = specs['ftbook']['spec']['argv']
     assert Path(argv[0]).parent == Path(sys.executable).parent, argv  # this environment's own bin/, not resolved: a venv's python is a link to the base one
+
+def reader_checkout(d:Path)->Path:
+    "A git repository in `d` holding what a reader's clone holds for JupyterLab: settings.ini, .gitignore and the notebooks, committed."
+    shutil.copytree(ROOT/'nbs', d/'nbs', symlinks=True, ignore=shutil.ignore_patterns('.ipynb_checkpoints', '.last_checked'))
+    for f in ('settings.ini', '.gitignore'): shutil.copy(ROOT/f, d/f)
+    git = lambda *a: subprocess.run(['git', '-c', 'user.name=reader', '-c', 'user.email=reader@example.org', *a], cwd=d, check=True)
+    git('init', '-q'); git('add', '-A'); git('commit', '-qm', 'as cloned')
+    return d
+
+def git_changes(d:Path)->str: return subprocess.run(['git', 'status', '--porcelain'], cwd=d, capture_output=True, text=True, check=True).stdout
+
+def wait_for(cond, what:str, deadline:float=120):
+    "Wait until `cond()` holds; fail naming `what` after `deadline` seconds (a guard against a hang, not a speed check)."
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < deadline, f'gave up waiting for {what}'
+        time.sleep(0.5)
+
+DASHBOARD = '14_dashboard.ipynb'  # a chapter with saved widget state (whole numbers that JavaScript rewrites) and a kernel to start
+
+def test_opening_and_saving_a_chapter_in_lab_changes_nothing(tmp_path):
+    """Open the dashboard chapter in JupyterLab as `make lab` runs it, in Chromium: starting its kernel marks the notebook modified
+    (kernel name, Python version), autosave writes it, then Ctrl+S writes it again. nbdev's save hook and the committed file's
+    numbers must make both writes byte for byte the committed file, so `git status` stays empty.
+    The copy of the notebooks keeps a failure out of the checkout; autosave runs every 2 s (a reader's own setting) instead of 120."""
+    from playwright.sync_api import sync_playwright
+    repo, home = reader_checkout(tmp_path/'clone'), tmp_path/'home'
+    settings = home/'config/lab/user-settings/@jupyterlab/docmanager-extension/plugin.jupyterlab-settings'
+    settings.parent.mkdir(parents=True); settings.write_text(json.dumps({'autosaveInterval': 2}))
+    nb, committed = repo/'nbs'/DASHBOARD, (repo/'nbs'/DASHBOARD).read_bytes()
+    with make_lab(nbs=repo/'nbs', home=home) as port, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path='/usr/bin/chromium')
+        page = browser.new_page(viewport={'width': 1400, 'height': 900})
+        copied = nb.stat().st_mtime_ns
+        page.goto(f'http://127.0.0.1:{port}/lab/tree/{DASHBOARD}?token=ftbook-test')
+        page.wait_for_selector('.jp-Notebook h1:has-text("The dashboard")', timeout=120_000)
+        page.wait_for_selector('.jp-StatusBar-Widget:has-text("| Idle")', timeout=120_000)  # the kernel started and answered
+        wait_for(lambda: nb.stat().st_mtime_ns != copied, f'an autosave of the opened notebook (server log: {home}/lab.log)')
+        assert nb.read_bytes() == committed and not git_changes(repo), 'opening the chapter changed it:\n' + git_changes(repo)
+        autosaved = nb.stat().st_mtime_ns
+        page.click('.jp-Notebook .jp-Cell >> nth=0')
+        page.keyboard.press('Control+s')
+        wait_for(lambda: nb.stat().st_mtime_ns != autosaved, 'the save asked for with Ctrl+S', deadline=30)
+        page.screenshot(path=str(tmp_path/'lab.png'))  # to look at when this fails: the chapter open, its kernel idle
+        browser.close()
+    assert nb.read_bytes() == committed, 'saving the chapter changed it: ' + subprocess.run(['git', 'diff', '--stat'], cwd=repo, capture_output=True, text=True).stdout
+    assert not git_changes(repo), git_changes(repo)  # nor anything beside it (nbdev's .last_checked, Jupyter's checkpoints)
+
+def test_notebooks_hold_numbers_as_jupyterlab_writes_them():
+    "JupyterLab writes a whole float as `10`: a notebook saved with `10.0` (by nbconvert) would change when opened and saved there."
+    sys.path.insert(0, str(ROOT/'tools'))
+    from lab_numbers import lab_ready
+    assert not [p.name for p in sorted((ROOT/'nbs').glob('*.ipynb')) if not lab_ready(p)], 'run tools/lab_numbers.py nbs/*.ipynb'
