@@ -155,10 +155,12 @@ class TrainingSamples(TrainerCallback):
         self.monitor.samples = [s for s in kept if s['step'] <= state.global_step]
     def on_evaluate(self, args, state, control, model=None, **kw):
         if not state.is_world_process_zero: return
+        t0 = time.perf_counter()
         with torch.random.fork_rng():  # generation seeds the generator; training goes on with the stream it had
             answers = _generate_texts(model, self.tok, self.prompts, self.settings, desc='samples')
-        self.monitor.samples += [dict(step=state.global_step, where=p.get('where', f'validation pair {i}'), answer=a['text'],
-                                      stopped=a['stopped'], reference=p['completion']) for i,(p,a) in enumerate(zip(self.pairs, answers))]
+        seconds = time.perf_counter() - t0  # what this validation's samples cost, the same on each of its lines
+        self.monitor.samples += [dict(step=state.global_step, where=p.get('where', f'validation pair {i}'), answer=a['text'], stopped=a['stopped'],
+                                      reference=p['completion'], seconds=seconds) for i,(p,a) in enumerate(zip(self.pairs, answers))]
         write_atomic(self.path, ''.join(json.dumps(s) + '\n' for s in self.monitor.samples))
         self.monitor._update(state, 'training')  # the dashboard shows them now, not at the next log
 
