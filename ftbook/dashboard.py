@@ -35,6 +35,8 @@ def status_html(snap:dict, # a `TrainingMonitor` snapshot
     return '<span style="font-family:sans-serif;font-size:13px">' + ' &middot; '.join(parts) + alarm + '</span>'
 
 # %% ../nbs/14_dashboard.ipynb #samples-html
+TH = 'font-size:12px;text-align:left;vertical-align:top;padding-right:12px'
+
 def samples_html(samples:list,  # `TrainingMonitor.samples`: {'step', 'where', 'answer', 'stopped', 'reference'}, oldest first
                  validations:int=4, # how many validations to show, newest first
                  chars:int=300,     # each answer cut to this many characters
@@ -43,15 +45,15 @@ def samples_html(samples:list,  # `TrainingMonitor.samples`: {'step', 'where', '
     if not samples: return ''
     wheres = list(dict.fromkeys(s['where'] for s in samples))
     steps = sorted({s['step'] for s in samples}, reverse=True)[:validations]
-    cell = lambda text, note='': (f'<td style="white-space:pre-wrap;vertical-align:top;font-size:12px">{html.escape(text[:chars])}'
+    cell = lambda text, note='': (f'<td style="white-space:pre-wrap;vertical-align:top;font-size:12px">{html.escape(text[:chars]) or "<i>(empty)</i>"}'
                                   f'{" ..." if len(text) > chars else ""}{note}</td>')
     by = {(s['step'], s['where']): s for s in samples}
-    rows = [f'<tr><th>step {st}</th>' + ''.join(cell(by[st, w]['answer'], '' if by[st, w]['stopped'] else ' <i>(did not stop)</i>')
+    rows = [f'<tr><th style="{TH}">step {st}</th>' + ''.join(cell(by[st, w]['answer'], '' if by[st, w]['stopped'] else ' <i>(did not stop)</i>')
                                                  if (st, w) in by else '<td></td>' for w in wheres) + '</tr>' for st in steps]
     refs = {s['where']: s['reference'] for s in samples}
-    rows.append('<tr><th>reference</th>' + ''.join(cell(refs[w]) for w in wheres) + '</tr>')
+    rows.append(f'<tr><th style="{TH}">reference</th>' + ''.join(cell(refs[w]) for w in wheres) + '</tr>')
     return ('<div style="max-height:320px;overflow:auto;font-family:sans-serif"><b style="font-size:13px">What the model writes, newest first</b>'
-            '<table><tr><th></th>' + ''.join(f'<th>{html.escape(w)}</th>' for w in wheres) + '</tr>' + ''.join(rows) + '</table></div>')
+            '<table><tr><th></th>' + ''.join(f'<th style="{TH}">{html.escape(w)}</th>' for w in wheres) + '</tr>' + ''.join(rows) + '</table></div>')
 
 # %% ../nbs/14_dashboard.ipynb #51bb89ed
 class Dashboard:
