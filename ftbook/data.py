@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #4bb4b7a0
 from __future__ import annotations
-import csv, dataclasses, functools, html, io, json, math, random, re, string, unicodedata
+import csv, dataclasses, functools, html, io, json, math, random, re, string, unicodedata, warnings
 from collections import defaultdict
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -60,23 +60,119 @@ def _read_csv(path:Path, encoding:str)->Records:
         locs.append(f'line {line+1}'); line = reader.line_num  # where the record starts, even after a multi-line field
     return Records(recs, str(path), locs)
 
+def _read_parquet(path:Path, encoding:str)->Records:  # `encoding` is unused: Parquet stores text as UTF-8
+    import pyarrow as pa, pyarrow.parquet as pq  # pyarrow comes with `datasets`
+    try: rows = pq.read_table(path).to_pylist()  # plain lists and dicts, where pandas would give arrays
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path} is not a Parquet file ftbook can read ({e}). Copy it again whole, or pass the .jsonl, .csv or .parquet file "
+                         f"that holds the records.") from None
+    return Records(rows, str(path), [f'row {i}' for i in range(len(rows))])
+
+# %% ../nbs/03_data.ipynb #formats-code
+_FORMATS = {  # name -> (what a reader calls it, what its records look like)
+    'sharegpt': ('ShareGPT', '{"conversations": [{"from": "human", "value": "..."}, {"from": "gpt", "value": "..."}]}'),
+    'alpaca': ('Alpaca', '{"instruction": "...", "input": "..." (optional), "output": "..."}'),
+}
+_SHAREGPT_ROLES = {'human': 'user', 'gpt': 'assistant', 'system': 'system'}
+
+def _given(r:dict)->set:
+    "The fields of `r` that hold a value: a Parquet file or a DataFrame gives every record every column, None or NaN where it has none."
+    return {k for k, v in r.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+
+def _format_of(r:dict)->str|None:
+    "The layout record `r` is written in, 'sharegpt' or 'alpaca', or None (fields for a template, a prompt/completion or a `messages` record)."
+    keys = _given(r)
+    return 'sharegpt' if 'conversations' in keys else 'alpaca' if {'instruction', 'output'} <= keys else None
+
+def _a(name:str)->str: return ('an ' if name[0] in 'AEIOU' else 'a ') + name
+
+def _not_a(fmt:str, r:dict, where:str)->ValueError:
+    "The error for record `r`, which is not in the layout `fmt`: what it has, and what such a record looks like."
+    (name, looks), other = _FORMATS[fmt], _format_of(r)
+    return ValueError(f"{where}: not {_a(name)} record: it has {sorted(_given(r))}" + (f" ({_a(_FORMATS[other][0])} record)" if other else '')
+                      + f", where {_a(name)} record is {looks}.")
+
+def _refuse(problems:list, # one message per record that cannot be used
+            header:str,    # what they have in common
+           ):
+    "One error for every record that cannot be used (the first 10 shown), so a file is fixed in one pass."
+    if problems: raise ValueError(header + '\n' + '\n'.join(problems[:10]) + (f'\n... and {len(problems) - 10} more.' if len(problems) > 10 else ''))
+
+def _from_alpaca(r:dict, where:str)->dict:
+    "An Alpaca record as a prompt/completion record: the instruction, then a blank line and the input if any; the output."
+    keys = _given(r)
+    if not {'instruction', 'output'} <= keys: raise _not_a('alpaca', r, where)
+    if clash := sorted(keys & {'prompt', 'completion', 'messages', 'system', 'history'}):
+        raise ValueError(f"{where}: an Alpaca record that also has {clash}: ftbook makes the prompt from 'instruction' and 'input' and the "
+                         f"completion from 'output', and will not guess where {clash} would go. Write a record with a system prompt or earlier "
+                         f"turns as a conversation ('messages'), or read the file with format=None and a PromptTemplate over its fields.")
+    parts = [_text(r[k], k, where) for k in ('instruction', 'input') if k in keys]
+    rest = {k: v for k, v in r.items() if k not in ('instruction', 'input', 'output')}
+    return {**rest, 'prompt': '\n\n'.join(p for p in parts if p.strip()), 'completion': _text(r['output'], 'output', where)}
+
+def _sharegpt_message(turn, j:int, where:str)->dict:
+    "Turn `j` of a ShareGPT conversation as a message."
+    if not isinstance(turn, dict): raise ValueError(f"{where}: turn {j} of 'conversations' is a {type(turn).__name__}, not an object like {{\"from\": \"human\", \"value\": \"...\"}}.")
+    if turn.get('from') not in _SHAREGPT_ROLES:
+        raise ValueError(f"{where}: turn {j} is from {turn.get('from')!r}: a ShareGPT turn is from 'human', 'gpt' or, first, 'system'. "
+                         f"Rename the speaker, or drop the turn.")
+    if extra := sorted(_given(turn) - {'from', 'value', 'weight'}):
+        raise ValueError(f"{where}: turn {j} has keys {extra} that ftbook does not read: keep 'from' and 'value' (and 'weight', 0 or 1, on 'gpt' turns).")
+    return {'role': _SHAREGPT_ROLES[turn['from']], 'content': turn.get('value'), **({'weight': turn['weight']} if 'weight' in _given(turn) else {})}
+
+def _from_sharegpt(r:dict, where:str)->dict:
+    "A ShareGPT record as a `messages` record, checked as every conversation is."
+    keys = _given(r)
+    if 'conversations' not in keys: raise _not_a('sharegpt', r, where)
+    if clash := sorted(keys & {'messages', 'system'}):
+        raise ValueError(f"{where}: a ShareGPT record that also has {clash}: keep the conversation in 'conversations' alone, a system prompt "
+                         f"as its first turn ({{\"from\": \"system\", \"value\": \"...\"}}), or read the file with format=None.")
+    turns = r['conversations']
+    turns = list(turns) if isinstance(turns, (tuple, np.ndarray)) else turns  # a list column of a DataFrame holds arrays
+    if not isinstance(turns, list) or not turns:
+        raise ValueError(f"{where}: 'conversations' must be a non-empty list of turns like {{\"from\": \"human\", \"value\": \"...\"}}.")
+    msgs = [_sharegpt_message(t, j, where) for j, t in enumerate(turns)]
+    conversation_pair(msgs, f"{where} (ShareGPT turns read as messages: human -> user, gpt -> assistant)")  # the one check of conversations
+    return {**{k: v for k, v in r.items() if k != 'conversations'}, 'messages': msgs}
+
+_CONVERTED = {'sharegpt': (_from_sharegpt, "conversations ('messages'; human -> user, gpt -> assistant)"),
+              'alpaca': (_from_alpaca, "prompt/completion records (the prompt: the instruction, then a blank line and the input if any; the completion: the output)")}
+
+def _convert(records:Records, format:str|None)->Records:
+    "`records` with ShareGPT or Alpaca records converted, each keeping its line; records in no such layout as they are."
+    if format not in ('auto', None, *_FORMATS):
+        raise ValueError(f"format={format!r}: use 'auto' (convert ShareGPT or Alpaca records), 'sharegpt', 'alpaca', or None (read records as they are).")
+    found = [_format_of(r) for r in records] if format == 'auto' else []
+    fmt = next((f for f in found if f), None) if format == 'auto' else format
+    if fmt is None: return records
+    (convert, into), name = _CONVERTED[fmt], _FORMATS[fmt][0]
+    out, problems = [], []
+    for i, r in enumerate(records):
+        try: out.append(convert(r, records.where(i)))
+        except ValueError as e: problems.append(str(e))
+    why = f"format={format!r} was given" if format != 'auto' else f"{records.locations[found.index(fmt)]} is one, so all are read as {name}; format=None reads them as they are"
+    _refuse(problems, f"{len(problems)} of {len(records)} records of {records.source} cannot be read as {name} records ({why}); fix or drop them:")
+    warnings.warn(f"{records.source}: {len(out)} {name} record{'s' * (len(out) != 1)} read as {into}.")
+    return Records(out, records.source, records.locations)
+
 # %% ../nbs/03_data.ipynb #f1b40ca7
-def read_records(source,                 # list of dicts, DataFrame, datasets.Dataset, or a .csv/.jsonl path
-                 encoding:str='utf-8',   # encoding of a file
+def read_records(source,                 # list of dicts, DataFrame, datasets.Dataset, or a .jsonl/.csv/.parquet path
+                 encoding:str='utf-8',   # encoding of a text file
+                 format:str|None='auto', # 'auto': convert ShareGPT or Alpaca records (then all must be); 'sharegpt' or 'alpaca': demand it; None: as they are
                 )->Records:
     "Records from any of the usual sources, each remembering its file line or row for error messages."
     records = _read_any(source, encoding)
     if not records: raise ValueError(f"{records.source} holds no records: there is nothing to train on. Add records, or pass the source that holds them.")
-    return records
+    return records if isinstance(source, Records) else _convert(records, format)  # records read once stay as they were read
 
 def _read_any(source, encoding:str)->Records:
     if isinstance(source, Records): return source
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists(): raise FileNotFoundError(f"{path} does not exist. Check the path (a relative path starts from {Path.cwd()}).")
-        if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: pass one .jsonl or .csv file inside it.")
-        readers = {'.jsonl': _read_jsonl, '.csv': _read_csv}
-        if path.suffix.lower() not in readers: raise ValueError(f"{path}: ftbook reads .jsonl and .csv files; convert it, or pass a DataFrame.")
+        if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: pass one .jsonl, .csv or .parquet file inside it.")
+        readers = {'.jsonl': _read_jsonl, '.csv': _read_csv, '.parquet': _read_parquet}
+        if path.suffix.lower() not in readers: raise ValueError(f"{path}: ftbook reads .jsonl, .csv and .parquet files; convert it, or pass a DataFrame.")
         return readers[path.suffix.lower()](path, encoding)
     if isinstance(source, pd.DataFrame): return Records(source.to_dict('records'), 'the DataFrame', [f'row {i}' for i in source.index])
     if hasattr(source, 'to_list') and hasattr(source, 'features'): return Records(source.to_list(), 'the Dataset', [f'row {i}' for i in range(len(source))])
@@ -84,7 +180,7 @@ def _read_any(source, encoding:str)->Records:
         bad = next((i for i,r in enumerate(source) if not isinstance(r, dict)), None)
         if bad is not None: raise TypeError(f"record {bad} is a {type(source[bad]).__name__}; every record must be a dict of field -> text.")
         return Records(source)
-    raise TypeError(f"Cannot read records from a {type(source).__name__}: pass a list of dicts, a DataFrame, a datasets.Dataset or a .csv/.jsonl path.")
+    raise TypeError(f"Cannot read records from a {type(source).__name__}: pass a list of dicts, a DataFrame, a datasets.Dataset or a .jsonl/.csv/.parquet path.")
 
 # %% ../nbs/03_data.ipynb #bf546e2e
 def _check_format(name:str, text)->None:
@@ -204,7 +300,7 @@ def reads_messages(template:PromptTemplate)->bool:
 def make_pairs(source,                             # anything `read_records` reads
                template:PromptTemplate|None=None,  # default: use 'prompt'/'completion' or 'messages' fields
                encoding:str='utf-8',               # of a file given by path
-              )->list:                             # [{'prompt', 'completion', 'system'}, ...], with 'messages' for conversations
+              )->list:                             # [{'prompt', 'completion', 'system', 'where'}, ...], with 'messages' for conversations
     "Prompt/completion pairs from records, through `template`; `messages` records become conversations."
     records = read_records(source, encoding)
     template = template or PromptTemplate()
@@ -214,15 +310,18 @@ def make_pairs(source,                             # anything `read_records` rea
         if 'messages' in r and any(f not in r for f in template.fields()):
             raise ValueError(f"{records.where(i)}: a conversation ('messages'), but the template fills {template.fields()} and has "
                              f"{len(template.examples)} examples. Conversations take the plain template: PromptTemplate(system=...), without examples.")
-        return fill(template, r, records.where(i))
+        if reads_messages(template) and 'prompt' not in r:
+            raise KeyError(f"{records.where(i)}: no field ['prompt'] and no 'messages' (the record has {sorted(r)}). Without a template ftbook reads "
+                           f"'prompt' and 'completion', 'messages' (OpenAI), 'conversations' (ShareGPT) or 'instruction', 'input' and 'output' "
+                           f"(Alpaca); for other fields, say which make the prompt and the answer: make_pairs(records, PromptTemplate('{{question}}', '{{answer}}')).")
+        return {**fill(template, r, records.where(i)), 'where': records.where(i)}
     pairs, problems = [], []
     for i, r in enumerate(records):
         try: pairs.append(one(i, r))
         except ValueError as e:
             if not chat(r): raise
             problems.append(str(e))  # every conversation is checked: all that is wrong, in one message
-    if problems: raise ValueError(f"{len(problems)} of {len(records)} conversations cannot be used; fix or drop them:\n" + '\n'.join(problems[:10])
-                                  + (f'\n... and {len(problems) - 10} more.' if len(problems) > 10 else ''))
+    _refuse(problems, f"{len(problems)} of {len(records)} conversations cannot be used; fix or drop them:")
     return pairs
 
 
@@ -256,7 +355,7 @@ def prompt_text(template:PromptTemplate, # the training template
                 pair:dict,               # a pair, a conversation, or a dict with at least 'prompt' (and optionally 'system')
                )->str:
     "The exact text the model sees before its answer, for training and inference alike."
-    return _render(tok, chat_messages(template, pair))
+    return _render(tok, chat_messages(template, pair), where=pair.get('where', 'the prompt'))
 
 
 # %% ../nbs/03_data.ipynb #6a0a313a

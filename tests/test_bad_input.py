@@ -23,7 +23,7 @@ import copy, hashlib, json, os, shutil, subprocess, sys, traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-import pytest, torch, yaml
+import pandas as pd, pytest, torch, yaml
 import ftbook
 from ftbook.cli import parse_overrides
 from ftbook.data import PromptTemplate, make_pairs, pair_report, prompt_text, split_pairs, tokenize_pairs
@@ -118,6 +118,19 @@ def chat_lines(messages)->str:
 
 PAIRS = [dict(prompt=f'What is {i} plus {i}?', completion=f'{2*i}.', system=None) for i in range(6)]
 
+def turn(who, text, **kw): return {'from': who, 'value': text, **kw}
+
+def sharegpt_lines(*records)->str:
+    "A JSONL file of ShareGPT records: a good conversation on line 1, then `records` (each a list of turns, or a whole record)."
+    good = {'conversations': [turn('human', 'Hi'), turn('gpt', 'Hello.')]}
+    return ''.join(json.dumps(r if isinstance(r, dict) else {'conversations': r}) + '\n' for r in (good, *records))
+
+ALPACA = json.dumps(dict(instruction='Add 2 and 2.', input='', output='4.')) + '\n'
+
+def parquet(d:Path, name:str, rows:list, columns:list|None=None):
+    "Write `rows` (dicts) as a Parquet file in the case folder, with `columns` when there are no rows."
+    pd.DataFrame(rows, columns=columns).to_parquet(d/name)
+
 # --- the corpus --------------------------------------------------------------------------------------------------------
 
 CASES = [
@@ -142,9 +155,9 @@ CASES = [
          lambda d, fx: make_pairs(d/'t.jsonl', T), {'t.jsonl': '{"q": ["steel", "350 ml"], "a": "y"}\n'}, error=TypeError),
     Case('data/non-text-object', 'api', ["field 'a' is a dict", 'Turn it into text first'],
          lambda d, fx: make_pairs(d/'t.jsonl', T), {'t.jsonl': '{"q": "x", "a": {"text": "y"}}\n'}, error=TypeError),
-    Case('data/folder-not-file', 'api', ['data.jsonl is a folder', 'pass one .jsonl or .csv file inside it'],
+    Case('data/folder-not-file', 'api', ['data.jsonl is a folder', 'pass one .jsonl, .csv or .parquet file inside it'],
          lambda d, fx: make_pairs(d/'data.jsonl', T), prep=lambda d, fx: (d/'data.jsonl').mkdir(), error=IsADirectoryError),
-    Case('data/wrong-extension', 'api', ['data.json', 'reads .jsonl and .csv files', 'convert it'],
+    Case('data/wrong-extension', 'api', ['data.json', 'reads .jsonl, .csv and .parquet files', 'convert it'],
          lambda d, fx: make_pairs(d/'data.json', T), {'data.json': '[{"q": "x", "a": "y"}]'}, error=ValueError),
     Case('data/binary-garbage', 'api', ['b.jsonl, line', 'is not valid utf-8', 'Re-save the file as UTF-8'],
          lambda d, fx: make_pairs(d/'b.jsonl', T), {'b.jsonl': bytes(range(256))*8}, error=ValueError),
@@ -205,6 +218,50 @@ CASES = [
          lambda d, fx: ['eval', '--adapter', str(d/'run'/'adapter'), '--data', str(d/'c.jsonl'), '--metric', 'rouge', 'bleu'],
          {'c.jsonl': chat_lines([say('user', 'Hi'), say('assistant', 'Hello.')])}, out='run/eval-c'),
     Case('cli/chat-not-a-run', 'cli', ['does not exist', "adapter/ or merged/ folder"], lambda d, fx: ['chat', str(d/'run'/'adapter')]),
+    # ShareGPT, Alpaca and Parquet files: converted when read; what cannot be is refused with its line (or row) and the layout expected
+    *[Case(f'formats/sharegpt-{name}', 'api', ['s.jsonl', 'line 2', *words], lambda d, fx: make_pairs(d/'s.jsonl'), {'s.jsonl': sharegpt_lines(record)}, error=ValueError)
+      for name, record, words in [
+        ('unknown-role', [turn('human', 'Hi'), turn('bot', 'Hello.')], ["turn 1 is from 'bot'", "from 'human', 'gpt' or, first, 'system'", 'Rename the speaker']),
+        ('gpt-first', [turn('gpt', 'Welcome!'), turn('human', 'Hi'), turn('gpt', 'Hello.')], ['gpt -> assistant', 'the assistant speaks first', "start with the user's turn"]),
+        ('empty-value', [turn('human', 'Hi'), turn('gpt', '')], ['message 1 (assistant) has no content', 'write its text, or drop the message']),
+        ('ends-with-human', [turn('human', 'Hi'), turn('gpt', 'Hello.'), turn('human', 'Bye')], ['ends with a user message', 'add the answer']),
+        ('system-not-first', [turn('human', 'Hi'), turn('system', 'Be brief.'), turn('gpt', 'Hello.')], ['a system message after the first', 'put the one system message first']),
+        ('conversations-not-a-list', {'conversations': 'Hi'}, ["'conversations' must be a non-empty list", '"from": "human"']),
+        ('unknown-turn-key', [turn('human', 'Hi', markdown=True), turn('gpt', 'Hello.')], ["turn 0 has keys ['markdown']", "keep 'from' and 'value'"]),
+        ('system-beside-turns', {'system': 'Be brief.', 'conversations': [turn('human', 'Hi'), turn('gpt', 'Hello.')]}, ["also has ['system']", 'as its first turn']),
+        ('then-alpaca', json.loads(ALPACA), ["not a ShareGPT record: it has ['input', 'instruction', 'output'] (an Alpaca record)", 'line 1 is one', 'format=None'])]],
+    Case('formats/alpaca-no-output', 'api', ['a.jsonl', 'line 2', "not an Alpaca record: it has ['input', 'instruction']", '"output": "..."', 'line 1 is one'],
+         lambda d, fx: make_pairs(d/'a.jsonl'), {'a.jsonl': ALPACA + '{"instruction": "Add 3 and 3.", "input": ""}\n'}, error=ValueError),
+    Case('formats/alpaca-with-history', 'api', ['a.jsonl', 'line 2', "also has ['history']", "as a conversation ('messages')", 'format=None'],
+         lambda d, fx: make_pairs(d/'a.jsonl'), {'a.jsonl': ALPACA + '{"instruction": "And 3?", "input": "", "output": "6.", "history": [["Add 2 and 2.", "4."]]}\n'},
+         error=ValueError),
+    Case('formats/alpaca-named-on-sharegpt', 'api', ["format='alpaca' was given", 'line 1 of', "not an Alpaca record: it has ['conversations'] (a ShareGPT record)", '"instruction"'],
+         lambda d, fx: make_pairs(ftbook.read_records(d/'s.jsonl', format='alpaca')), {'s.jsonl': sharegpt_lines()}, error=ValueError),
+    Case('formats/unknown-format-name', 'api', ["format='openai'", "'sharegpt', 'alpaca', or None"],
+         lambda d, fx: ftbook.read_records(d/'s.jsonl', format='openai'), {'s.jsonl': sharegpt_lines()}, error=ValueError),
+    Case('formats/parquet-no-usable-column', 'api', ['t.parquet', 'row 0 of', "no field ['prompt']", "the record has ['label', 'text']", "'conversations' (ShareGPT)", 'PromptTemplate('],
+         lambda d, fx: make_pairs(d/'t.parquet'), prep=lambda d, fx: parquet(d, 't.parquet', [dict(text='Hi', label='greeting'), dict(text='Bye', label='farewell')]),
+         error=KeyError),
+    Case('formats/parquet-empty', 'api', ['e.parquet holds no records', 'Add records'],
+         lambda d, fx: make_pairs(d/'e.parquet'), prep=lambda d, fx: parquet(d, 'e.parquet', [], ['instruction', 'input', 'output']), error=ValueError),
+    Case('formats/parquet-not-parquet', 'api', ['p.parquet is not a Parquet file ftbook can read', 'Copy it again whole'],
+         lambda d, fx: make_pairs(d/'p.parquet'), {'p.parquet': '{"prompt": "Hi", "completion": "Hello."}\n'}, error=ValueError),
+    Case('formats/parquet-sharegpt-gpt-first', 'api', ['s.parquet', 'row 1 of', 'the assistant speaks first'],
+         lambda d, fx: make_pairs(d/'s.parquet'),
+         prep=lambda d, fx: parquet(d, 's.parquet', [{'conversations': [turn('human', 'Hi'), turn('gpt', 'Hello.')]}, {'conversations': [turn('gpt', 'Hi'), turn('human', 'Hello.')]}]),
+         error=ValueError),
+    Case('formats/parquet-mixed', 'api', ['m.parquet', 'row 1 of', 'not an Alpaca record', '(a ShareGPT record)', 'row 0 is one'],
+         lambda d, fx: make_pairs(d/'m.parquet'),
+         prep=lambda d, fx: parquet(d, 'm.parquet', [json.loads(ALPACA), {'conversations': [turn('human', 'Hi'), turn('gpt', 'Hello.')]}]), error=ValueError),
+    Case('cli/train-sharegpt-unknown-role', 'cli', ['records.jsonl', 'line 2', "turn 1 is from 'bot'", 'Rename the speaker'],
+         lambda d, fx: ['train', str(write_config(d, fx))], {'records.jsonl': sharegpt_lines([turn('human', 'Hi'), turn('bot', 'Hello.')])}, out='run'),
+    # plain pairs name their record's line as conversations do, not "pair i" or "the prompt"
+    Case('data/overlong-raise-names-the-line', 'api', ['long.jsonl has', 'line 2 of', 'more than max_len=80', 'raise max_len'],
+         lambda d, fx: tokenize_pairs(make_pairs(d/'long.jsonl', T), fx.tok, T, max_len=80, overlong='raise'),
+         {'long.jsonl': RECORDS.split('\n')[0] + '\n' + json.dumps(dict(q='Say it.', a='word '*60)) + '\n'}, error=ValueError),
+    Case('data/template-refuses-a-plain-pair', 'api', ['line 1 of', 'q.jsonl', 'chat template refuses these messages (System role not supported)'],
+         lambda d, fx: tokenize_pairs(make_pairs(d/'q.jsonl', PromptTemplate('Q: {q}', '{a}', system='Be brief.')), chat_tokenizer('gemma'), PromptTemplate('Q: {q}', '{a}', system='Be brief.')),
+         {'q.jsonl': RECORDS}, error=ValueError),
     # duplicates, conflicts and empty fields are not errors: the quality report flags them, with why they matter
     Case('data/duplicates-reported', 'report', ['exact_duplicates', [[0, 2]], 'learned twice as hard'],
          lambda d, fx: pair_report(make_pairs(d/'dup.jsonl', T), fx.tok, T)),

@@ -1,5 +1,5 @@
 "ftbook.data under bad input: every case ends in an error that names the file, line or row, the field, and the fix."
-import json
+import json, warnings
 import pandas as pd, pytest
 from ftbook.data import PromptTemplate, make_pairs, read_records, split_pairs, tokenize_pairs
 from ftbook.model import load_tokenizer
@@ -19,7 +19,7 @@ def write(tmp_path, name, content):
     ('empty.jsonl', '\n\n', ValueError, ['empty.jsonl is empty']),
     ('empty.csv', '', ValueError, ['empty.csv is empty']),
     ('latin1.csv', 'specs,description\ncaf\xe9,ok\n'.encode('latin-1'), ValueError, ['line 2', 'not valid utf-8', "encoding='latin-1'"]),
-    ('data.txt', 'hello', ValueError, ['reads .jsonl and .csv']),
+    ('data.txt', 'hello', ValueError, ['reads .jsonl, .csv and .parquet']),
 ])
 def test_bad_files(tmp_path, name, content, err, words):
     with pytest.raises(err) as e: make_pairs(write(tmp_path, name, content), T)
@@ -91,3 +91,66 @@ def test_collate_refuses_mixed_rows():
 def test_split_that_cannot_give_a_validation_set():
     with pytest.raises(ValueError, match='val came out empty'):
         split_pairs([dict(prompt='same', completion=str(i)) for i in range(20)], val=0.1)
+
+# --- ShareGPT, Alpaca and Parquet: converted when read, and said so; records keep their line or row --------------------
+
+def jsonl(tmp_path, name, records): return write(tmp_path, name, ''.join(json.dumps(r) + '\n' for r in records))
+
+def test_parquet_rows_and_nested_sharegpt(tmp_path):
+    talk = [{'from': 'system', 'value': 'Be brief.'}, {'from': 'human', 'value': 'Hi'}, {'from': 'gpt', 'value': 'Hello.'}]
+    pd.DataFrame([{'conversations': talk, 'id': 3}]).to_parquet(tmp_path/'s.parquet')
+    with pytest.warns(UserWarning, match=r"s\.parquet: 1 ShareGPT record read as conversations \('messages'; human -> user, gpt -> assistant\)"):
+        recs = read_records(tmp_path/'s.parquet')
+    assert recs.where(0) == f"row 0 of {tmp_path/'s.parquet'}"
+    assert list(recs) == [{'id': 3, 'messages': [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'Hello.'}]}]
+    with pytest.warns(UserWarning, match='the DataFrame: 1 ShareGPT'):
+        assert list(read_records(pd.read_parquet(tmp_path/'s.parquet'))) == list(recs)  # pandas gives the turns as an array
+    pair = make_pairs(recs)[0]
+    assert (pair['prompt'], pair['completion'], pair['system'], pair['where']) == ('Hi', 'Hello.', 'Be brief.', f"row 0 of {tmp_path/'s.parquet'}")
+
+def test_sharegpt_weights_are_kept():
+    with pytest.warns(UserWarning, match='records: 1 ShareGPT record read'):
+        recs = read_records([{'conversations': [{'from': 'human', 'value': 'Hi'}, {'from': 'gpt', 'value': 'Hey.', 'weight': 0},
+                                                {'from': 'human', 'value': 'Hi?'}, {'from': 'gpt', 'value': 'Hello.'}]}], format='sharegpt')
+    assert [m.get('weight') for m in recs[0]['messages']] == [None, 0, None, None]
+
+def test_alpaca_prompt_is_the_instruction_then_the_input(tmp_path):
+    p = jsonl(tmp_path, 'a.jsonl', [dict(instruction='Translate into French.', input='Good morning.', output='Bonjour.'),
+                                    dict(instruction='Name a colour.', input='', output='Blue.'),
+                                    dict(instruction='Name a colour.', output='Red.', id=7)])
+    with pytest.warns(UserWarning, match=r'a\.jsonl: 3 Alpaca records read as prompt/completion records \(the prompt: the instruction, then a blank line'):
+        pairs = make_pairs(p)
+    assert [(q['prompt'], q['completion']) for q in pairs] == [('Translate into French.\n\nGood morning.', 'Bonjour.'), ('Name a colour.', 'Blue.'), ('Name a colour.', 'Red.')]
+    assert [q['where'] for q in pairs] == [f'line {n} of {p}' for n in (1, 2, 3)]
+    with pytest.warns(UserWarning): assert read_records(p)[2] == dict(id=7, prompt='Name a colour.', completion='Red.')  # other fields stay
+
+def test_format_none_reads_records_as_they_are_for_a_template(tmp_path, recwarn):
+    p = jsonl(tmp_path, 'a.jsonl', [dict(instruction='Name a colour.', input='warm', output='Red.')])
+    t = PromptTemplate('{instruction} ({input})', '{output}')
+    assert make_pairs(read_records(p, format=None), t)[0]['prompt'] == 'Name a colour. (warm)'
+    assert read_records([GOOD])[0] == GOOD and not recwarn.list  # no layout, no conversion, nothing said
+
+def test_records_are_converted_once(tmp_path):
+    p = jsonl(tmp_path, 'a.jsonl', [dict(instruction='Name a colour.', input='', output='Red.')])
+    with pytest.warns(UserWarning): recs = read_records(p)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # read again, nothing is converted twice, nothing is said
+        assert read_records(recs) is recs and list(read_records(list(recs))) == list(recs)
+
+def test_mixed_file_names_every_record_that_does_not_fit(tmp_path):
+    sharegpt = {'conversations': [{'from': 'human', 'value': 'Hi'}, {'from': 'gpt', 'value': 'Hello.'}]}
+    p = jsonl(tmp_path, 'm.jsonl', [sharegpt, dict(instruction='x', output='y'), sharegpt, dict(q='x')])
+    with pytest.raises(ValueError) as e: read_records(p)
+    msg = str(e.value)
+    assert msg.startswith(f'2 of 4 records of {p} cannot be read as ShareGPT records (line 1 is one')
+    assert f'line 2 of {p}: not a ShareGPT record' in msg and f"line 4 of {p}: not a ShareGPT record: it has ['q']" in msg and 'line 3' not in msg
+
+# --- plain pairs name their record's line, as conversations do -----------------------------------------------------
+
+def test_plain_pairs_name_their_line_in_warnings(tmp_path):
+    from ftbook.trainer import training_rows
+    p = jsonl(tmp_path, 'd.jsonl', [GOOD, dict(GOOD, description='word ' * 300)])
+    pairs = make_pairs(p, T)
+    assert [q['where'] for q in pairs] == [f'line 1 of {p}', f'line 2 of {p}']
+    with pytest.warns(UserWarning, match=r'1 of 2 examples are longer than max_len=128 .*: line 2 of .*d\.jsonl\. Raise'):
+        training_rows(pairs, load_tokenizer(tiny_model()), T, 128)

@@ -41,7 +41,8 @@ def test_records_round_trip_through_jsonl(tmp_path):
     p = tmp_path/'clinic.jsonl'
     p.write_text('\n'.join(json.dumps(r) for r in recs))
     assert list(read_records(p)) == recs
-    assert make_pairs(p, SHORT_TEMPLATE) == make_pairs(recs, SHORT_TEMPLATE)
+    same = lambda pairs: [{k: v for k, v in q.items() if k != 'where'} for q in pairs]  # each pair names its record: a line of the file, or an index
+    assert same(make_pairs(p, SHORT_TEMPLATE)) == same(make_pairs(recs, SHORT_TEMPLATE))
 
 def test_held_out_set_is_fixed_clean_and_disjoint():
     tr1, te1 = clinic_split(100, 40)
