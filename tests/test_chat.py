@@ -166,6 +166,23 @@ def test_ftbook_chat_through_piped_input(chat_run):
         first, second = [int(s.split('(')[-1].split()[0]) for s in out.split('\n') if 'prompt tokens' in s]
         assert second < first  # after /system the conversation starts over, with a shorter system prompt than the run's default
 
+def test_ftbook_chat_drops_the_oldest_exchanges_when_the_context_is_full(tmp_path, monkeypatch, capsys):
+    """A model with a short context (160 tokens): a long chat goes on, the oldest exchanges dropped (the terminal says so), every prompt
+    leaving room for the answer's max new tokens."""
+    import io, shutil
+    model = shutil.copytree(tiny_model('llama'), tmp_path/'short-context')
+    config = json.loads((model/'config.json').read_text())
+    (model/'config.json').write_text(json.dumps({**config, 'max_position_embeddings': 160}))
+    questions = [f'Question {i}: my tent {i} has a broken zip and a torn pole sleeve after the trip, what should I do now?' for i in range(6)]
+    monkeypatch.setattr(sys, 'stdin', io.StringIO('/system You are the help desk of Northwind Rentals.\n' + ''.join(q + '\n' for q in questions)))
+    main(['chat', str(model), '--max-new-tokens', '8', '--temperature', '1.0'])  # sampled: the random model's greedy answers are blank
+    out = capsys.readouterr().out
+    prompts = [int(l.split('(')[-1].split()[0]) for l in out.splitlines() if 'prompt tokens' in l]
+    notes = [l for l in out.splitlines() if "longer than the model's context of 160 tokens" in l]
+    assert out.count('model> ') == len(prompts) == len(questions) and 'could not answer' not in out  # every question answered
+    assert notes and all(n.endswith('its oldest exchange dropped, the system prompt kept)') for n in notes) and max(prompts) + 8 <= 160
+    assert prompts[0] < prompts[1]  # the history grows until the context is full
+
 # --- the end of a turn is where the model stops: other templates, and Gemma 3's own tokenizer ---------------------------
 
 @pytest.mark.parametrize('family,markers,eot', [('llama3', ['<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>'], '<|eot_id|>'),
