@@ -141,7 +141,7 @@ def parser()->argparse.ArgumentParser:
     e.add_argument('--metric', nargs='+', metavar='NAME', help='metrics from the menu (default: rouge normalized unsupported): '
                    + '; '.join(f'{k}: {v}' for k,v in METRIC_MENU.items()))
     e.add_argument('--baseline', metavar='PROMPT_FILE', help="also ask the base model with your own prompt: a text file (fields in braces, or "
-                   "instructions that become the system prompt) or a PromptTemplate .json")
+                   "instructions that become the system prompt, after a record's own system message) or a PromptTemplate .json")
     e.add_argument('--preset', help=f"a task's metrics and baseline prompt, as an installed package registers them (here: {', '.join(registered('ftbook.presets')) or 'none'}; the book's worked example registers clinic)")
     e.add_argument('--no-base', action='store_true', help="leave out a preset's baseline")
     e.add_argument('--source-field', help="the records' input field, for 'unsupported' (default: the template's one prompt field)")

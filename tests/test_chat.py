@@ -2,7 +2,7 @@
 are not clinic notes, and `ftbook chat` in a terminal (piped input), all on a tiny model trained for real."""
 import csv, json, os, subprocess, sys
 from pathlib import Path
-import pytest, torch
+import pandas as pd, pytest, torch
 from ftbook.cli import main
 from ftbook.config import DataSettings, ModelSettings, RunConfig
 from ftbook.data import PromptTemplate, conversation_turns, loss_spans, make_pairs, pair_report, split_pairs, tokenize_pairs
@@ -165,6 +165,24 @@ def test_ftbook_chat_through_piped_input(chat_run):
         assert "(system prompt: 'Be brief.'; a new conversation)" in out and '(a new conversation)' in out and 'unknown command /oops' in out
         first, second = [int(s.split('(')[-1].split()[0]) for s in out.split('\n') if 'prompt tokens' in s]
         assert second < first  # after /system the conversation starts over, with a shorter system prompt than the run's default
+
+def test_a_baseline_prompt_reaches_conversations_that_have_their_own_system_message(chat_run):
+    """`--baseline` instructions on conversations that carry a system message: the base model reads that message, then the instructions,
+    so its prompt tokens grow by theirs; a baseline that cannot render the records is refused before a model loads."""
+    d, res = chat_run
+    files = write_eval_files(d)
+    instructions = 'Answer in one friendly sentence.'
+    (d/'instructions.txt').write_text(instructions)
+    main(['eval', '--adapter', res.adapter_dir, '--data', str(files['messages']), '--metric', 'rouge', '--baseline', str(d/'instructions.txt'),
+          '--out', str(d/'eval-instructions'), '--max-new-tokens', '2', '--batch-size', '6'])
+    rows = pd.read_json(d/'eval-instructions'/'examples.jsonl', lines=True)
+    base, tuned = (rows[rows.system == name].prompt_tokens.to_numpy() for name in ('base model + your prompt', 'fine-tuned'))
+    added = len(chat_tokenizer('chatml')('\n\n' + instructions, add_special_tokens=False)['input_ids'])
+    assert len(base) == len(tuned) == 6 and (base - tuned == added).all()
+    (d/'fields.json').write_text(json.dumps({'prompt': 'Answer the customer: {question}'}))
+    with pytest.raises(SystemExit, match=r"baseline prompt cannot be applied to these records: line 1 of .*chats.jsonl: a conversation \('messages'\), but the template fills \['question'\]"):
+        main(['eval', '--adapter', res.adapter_dir, '--data', str(files['messages']), '--baseline', str(d/'fields.json'), '--out', str(d/'eval-fields')])
+    assert not (d/'eval-fields').exists()
 
 def test_ftbook_chat_drops_the_oldest_exchanges_when_the_context_is_full(tmp_path, monkeypatch, capsys):
     """A model with a short context (160 tokens): a long chat goes on, the oldest exchanges dropped (the terminal says so), every prompt
