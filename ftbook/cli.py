@@ -4,7 +4,7 @@
 
 # %% ../nbs/64_cli.ipynb #afe8dceb
 from __future__ import annotations
-import argparse, json, os, sys, warnings
+import argparse, dataclasses, json, os, sys, warnings
 from pathlib import Path
 import yaml
 from .monitor import SaveLossPlot, TrainingMonitor
@@ -73,14 +73,19 @@ def _chat_command(line:str)->tuple:
     if word.startswith('/'): return 'help', word
     return 'say', line.strip()
 
-def _chat_turn(system, messages:list, args)->str|None:
-    "One streamed answer, or None when it failed or was interrupted (the conversation goes on without that turn)."
+def _chat_turn(system, messages:list, args)->tuple:
+    "One streamed answer, or None when it failed or was interrupted (the conversation goes on without that turn); and the oldest exchanges dropped to fit the context."
+    from ftbook.system import context_length
+    try: messages, dropped = system.fit_context(messages, args.max_new_tokens)
+    except ValueError as e: print(f'(could not answer: {e})'); return None, 0
+    if dropped: print(f"(the conversation is longer than the model's context of {context_length(system.model)} tokens: its oldest "
+                      f"{'exchange' if dropped == 1 else f'{dropped} exchanges'} dropped{', the system prompt kept' if messages[0]['role'] == 'system' else ''})", flush=True)
     print('model> ', end='', flush=True)
     try: answer = system.reply(messages, stream=True, max_new_tokens=args.max_new_tokens, temperature=args.temperature)
-    except KeyboardInterrupt: print('\n(interrupted: that question is dropped)'); return None
-    except ValueError as e: print(f'\n(could not answer: {e})'); return None
+    except KeyboardInterrupt: print('\n(interrupted: that question is dropped)'); return None, dropped
+    except ValueError as e: print(f'\n(could not answer: {e})'); return None, dropped
     print(f"({answer['prompt_tokens']} prompt tokens, {answer['new_tokens']} new, {answer['seconds']:.1f} s)", flush=True)
-    return answer['text'] or None  # an empty answer cannot be part of the history
+    return answer['text'] or None, dropped  # an empty answer cannot be part of the history
 
 def cmd_chat(args):
     "A conversation in the terminal with a run's model (or its base model), answers streamed as they are generated."
@@ -89,6 +94,7 @@ def cmd_chat(args):
     hf_logging.disable_progress_bar()
     system = base_system(args.adapter) if args.base else load_system(args.adapter, name='fine-tuned')
     default = args.system or system.template.system
+    system.template = dataclasses.replace(system.template, system=None)  # the chat's system message is the one system prompt: /system replaces it
     sys_prompt, history = default, []
     print(f"Chatting with {system.name} (system prompt: {sys_prompt!r}). /reset starts over, /system TEXT sets the system prompt, /exit ends.", flush=True)
     while True:
@@ -101,7 +107,8 @@ def cmd_chat(args):
         if command == 'help': print(f'(unknown command {arg}: use /reset, /system TEXT or /exit)'); continue
         if not arg: continue
         turn = system.user_turn(arg)
-        answer = _chat_turn(system, ([{'role': 'system', 'content': sys_prompt}] if sys_prompt else []) + history + [turn], args)
+        answer, dropped = _chat_turn(system, ([{'role': 'system', 'content': sys_prompt}] if sys_prompt else []) + history + [turn], args)
+        history = history[2*dropped:]  # the history is whole exchanges: a user turn and its answer
         if answer is not None: history += [turn, {'role': 'assistant', 'content': answer}]
 
 def cmd_demo(args):
@@ -134,7 +141,7 @@ def parser()->argparse.ArgumentParser:
     e.add_argument('--metric', nargs='+', metavar='NAME', help='metrics from the menu (default: rouge normalized unsupported): '
                    + '; '.join(f'{k}: {v}' for k,v in METRIC_MENU.items()))
     e.add_argument('--baseline', metavar='PROMPT_FILE', help="also ask the base model with your own prompt: a text file (fields in braces, or "
-                   "instructions that become the system prompt) or a PromptTemplate .json")
+                   "instructions that become the system prompt, after a record's own system message) or a PromptTemplate .json")
     e.add_argument('--preset', help=f"a task's metrics and baseline prompt, as an installed package registers them (here: {', '.join(registered('ftbook.presets')) or 'none'}; the book's worked example registers clinic)")
     e.add_argument('--no-base', action='store_true', help="leave out a preset's baseline")
     e.add_argument('--source-field', help="the records' input field, for 'unsupported' (default: the template's one prompt field)")

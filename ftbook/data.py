@@ -331,7 +331,7 @@ def chat_messages(template:PromptTemplate, # the training template
                   answered:bool=False,     # a conversation with its last answer (for training), not only the turns before it
                  )->list:                  # chat messages, ending with the user turn the model answers next
     "The messages before the model's answer: the system prompt, the template's examples, then the prompt, or a conversation's history."
-    system = pair.get('system') or template.system
+    system = '\n\n'.join(dict.fromkeys(s for s in (pair.get('system'), template.system) if s))  # a record's own, then the template's: both are sent
     examples = [{'role': role, 'content': text} for ex in template.examples for role, text in zip(('user', 'assistant'), ex)]
     if 'messages' in pair:
         msgs = pair['messages']

