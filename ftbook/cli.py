@@ -135,7 +135,7 @@ def parser()->argparse.ArgumentParser:
     t.add_argument('config', help='the run configuration (see ftbook.config.RunConfig)')
     t.add_argument('--resume', action='store_true', help='continue the unfinished run in output_dir from its newest complete checkpoint')
     t.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='override settings, e.g. --set train.lr=1e-4 lora.r=8')
-    e = sub.add_parser('eval', help="evaluate a run on a .jsonl/.csv file its template renders (prompt/completion, the run's fields, or messages)")
+    e = sub.add_parser('eval', help="evaluate a run on a .jsonl/.csv/.parquet file its template renders (prompt/completion, the run's fields, messages, ShareGPT or Alpaca)")
     e.add_argument('--adapter', required=True, help="a training run's adapter/ folder")
     e.add_argument('--data', required=True, help='the records to evaluate on')
     e.add_argument('--metric', nargs='+', metavar='NAME', help='metrics from the menu (default: rouge normalized unsupported): '

@@ -57,7 +57,7 @@ class LoraSettings:
 @dataclass
 class DataSettings:
     "Where the pairs come from and how they become training rows."
-    path:str|None = None          # a .jsonl or .csv file of records (the command line); a notebook can pass pairs instead
+    path:str|None = None          # a .jsonl, .csv or .parquet file of records (the command line); a notebook can pass pairs instead
     template:PromptTemplate = field(default_factory=PromptTemplate)  # record -> prompt and completion, reused at inference
     max_len:int = 512             # context length: longer examples are dropped and counted, never truncated
     val:float = 0.1               # share held out for validation when no validation pairs are given

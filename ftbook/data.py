@@ -14,7 +14,8 @@ from fastcore.basics import patch
 _all_ = ['PromptTemplate', 'read_records', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['read_records', 'PromptTemplate', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']
+__all__ = ['RECORD_FILES', 'read_records', 'PromptTemplate', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs',
+           'browse_pairs']
 
 # %% ../nbs/03_data.ipynb #ce03c1d5
 class Records(list):
@@ -165,15 +166,16 @@ def read_records(source,                 # list of dicts, DataFrame, datasets.Da
     if not records: raise ValueError(f"{records.source} holds no records: there is nothing to train on. Add records, or pass the source that holds them.")
     return records if isinstance(source, Records) else _convert(records, format)  # records read once stay as they were read
 
+RECORD_FILES = {'.jsonl': _read_jsonl, '.csv': _read_csv, '.parquet': _read_parquet}  # file suffix -> its reader
+
 def _read_any(source, encoding:str)->Records:
     if isinstance(source, Records): return source
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists(): raise FileNotFoundError(f"{path} does not exist. Check the path (a relative path starts from {Path.cwd()}).")
         if path.is_dir(): raise IsADirectoryError(f"{path} is a folder: pass one .jsonl, .csv or .parquet file inside it.")
-        readers = {'.jsonl': _read_jsonl, '.csv': _read_csv, '.parquet': _read_parquet}
-        if path.suffix.lower() not in readers: raise ValueError(f"{path}: ftbook reads .jsonl, .csv and .parquet files; convert it, or pass a DataFrame.")
-        return readers[path.suffix.lower()](path, encoding)
+        if path.suffix.lower() not in RECORD_FILES: raise ValueError(f"{path}: ftbook reads .jsonl, .csv and .parquet files; convert it, or pass a DataFrame.")
+        return RECORD_FILES[path.suffix.lower()](path, encoding)
     if isinstance(source, pd.DataFrame): return Records(source.to_dict('records'), 'the DataFrame', [f'row {i}' for i in source.index])
     if hasattr(source, 'to_list') and hasattr(source, 'features'): return Records(source.to_list(), 'the Dataset', [f'row {i}' for i in range(len(source))])
     if isinstance(source, list):

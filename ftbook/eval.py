@@ -329,12 +329,12 @@ def _check_systems(systems:list):
     names = [s.name for s in systems]
     if len(set(names)) < len(names): raise ValueError(f"System names must differ, they label the rows: {names}.")
 
-def _run_system(s:System, records, metrics:list, source_field:str|None, gen:dict)->tuple:
+def _run_system(s:System, records, metrics:list, source_field:str|None, gen:dict, label:str)->tuple:
     "One system's answers to `records` with their scores (a frame), and the seconds generation took."
     pairs = make_pairs(records, s.template)
     refs = [p['completion'] for p in pairs]
     sources = [str(r[source_field]) for r in records] if source_field else [p['prompt'] for p in pairs]
-    t0 = time.perf_counter(); answers = s.generate(records, **gen); seconds = time.perf_counter() - t0
+    t0 = time.perf_counter(); answers = s.generate(records, desc=f'{label}: {s.name}', **gen); seconds = time.perf_counter() - t0
     ex = pd.DataFrame(answers).rename(columns={'text': 'output'})
     ex.insert(0, 'example', range(len(records))); ex.insert(0, 'system', s.name)
     ex['reference'], ex['source'] = refs, sources
@@ -346,6 +346,7 @@ def compare(systems:list,               # the `System`s to run on the same examp
             metrics:list,               # `evaluate` modules, e.g. `default_metrics(...)`
             source_field:str|None=None, # record field holding the input text, for unsupported claims (default: each prompt)
             with_perplexity:bool=True,  # also compute the validation perplexity of the references
+            label:str|None=None,        # what the records are, in the progress bars drawn in a terminal (default: their file's name)
             **kwargs,                   # generation settings, as for `ftbook.system.check_generation`
            )->EvalResult:               # summary, per-example outputs and scores, settings
     "Every system on the same examples: outputs, per-example scores, and a summary with prompt tokens per request."
@@ -358,7 +359,7 @@ def compare(systems:list,               # the `System`s to run on the same examp
         raise KeyError(f"source_field={source_field!r}: {records.where(i)} has no such field (it has {sorted(records[i])}).")
     frames, rows = [], {}
     for s in systems:
-        ex, seconds = _run_system(s, records, metrics, source_field, gen)
+        ex, seconds = _run_system(s, records, metrics, source_field, gen, label or Path(records.source).name)
         if frames and ex.reference.tolist() != frames[0].reference.tolist():
             raise ValueError(f"'{s.name}' renders other references than '{systems[0].name}': systems compared must share the completion template.")
         ppl = perplexity(s, records, batch_size=gen['batch_size'])['perplexity'] if with_perplexity else None
@@ -455,7 +456,7 @@ def _check_baseline(template:PromptTemplate, # the base model's prompt, from `ba
 
 # %% ../nbs/15_eval.ipynb #run-eval
 def evaluate_run(adapter:str|Path,            # a training run's adapter/ folder
-                 data,                        # records its template renders: a .jsonl/.csv file, a list of dicts, a DataFrame
+                 data,                        # records its template renders: a .jsonl/.csv/.parquet file, a list of dicts, a DataFrame
                  metrics:list=('rouge', 'normalized', 'unsupported'), # `metric_menu` names, or `evaluate` metrics
                  baseline=None,               # the base model's prompt, for `baseline_template`; None: the fine-tuned model alone
                  source_field:str|None=None,  # the input field of each record, for 'unsupported' (default: the template's one field)

@@ -11,7 +11,7 @@ import pandas as pd, torch
 from fastcore.basics import patch_to
 from tqdm import tqdm  # text bar: disable=None shows it in a terminal only
 from .core import quiet_checkpointing_rename
-from .data import PromptTemplate, conversation_pair, fill, make_pairs, prompt_text
+from .data import RECORD_FILES, PromptTemplate, conversation_pair, fill, make_pairs, prompt_text
 from .quant import load_model
 from .model import load_tokenizer, padding_side
 
@@ -157,7 +157,7 @@ def _generate_batch(model, tok, prompts:list, config, streamer=None)->list:
 def _generate_texts(model, tok,    # a model and its prepared tokenizer
                     prompts:list,  # prompt texts, chat template included
                     s:dict,        # generation settings, from `check_generation`
-                    desc:str='generating', # the progress bar's label
+                    desc:str|None='generating', # the progress bar's label (a bar in a terminal only); None: no bar
                    )->list:        # per prompt: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
     "Answers to `prompts`, in batches of similar length, left-padded, with a KV cache, each stopping at EOS."
     n_tokens = [len(ids) for ids in tok(list(prompts), add_special_tokens=False)['input_ids']]
@@ -166,11 +166,13 @@ def _generate_texts(model, tok,    # a model and its prepared tokenizer
     training = model.training
     model.eval()  # LoRA dropout off, even for a model straight out of training
     torch.manual_seed(s['seed'])
+    bar = tqdm(total=len(prompts), desc=desc, unit='answer', disable=None if desc else True)  # disable=None: drawn in a terminal only
     try:
-        for b in tqdm(range(0, len(order), s['batch_size']), desc=desc, unit='batch', disable=None, leave=False):  # a bar in a terminal only
+        for b in range(0, len(order), s['batch_size']):
             idx = order[b:b+s['batch_size']]
             for i, a in zip(idx, _generate_batch(model, tok, [prompts[i] for i in idx], config)): out[i] = a
-    finally: model.train(training)
+            bar.update(len(idx))
+    finally: model.train(training); bar.close()
     return out
 
 # %% ../nbs/04_system.ipynb #e244bce7
@@ -179,8 +181,8 @@ def prompts(self, records, # anything `ftbook.data.read_records` reads
            )->list:        # prompt texts, chat template included
     "The exact text this system sees before each answer: its template, through the tokenizer's chat template."
     if isinstance(records, (list, pd.DataFrame)) and not len(records): raise ValueError("No records: pass at least one example.")
-    if isinstance(records, str) and Path(records).suffix.lower() not in ('.jsonl', '.csv'):
-        raise TypeError(f"records is the text {records[:40]!r}, not a list of records or a .jsonl/.csv file: "
+    if isinstance(records, str) and Path(records).suffix.lower() not in RECORD_FILES:
+        raise TypeError(f"records is the text {records[:40]!r}, not a list of records or a .jsonl/.csv/.parquet file: "
                         f"ask one input with `system.ask(text)`, or wrap records in a list.")
     prompt_only = dataclasses.replace(self.template, completion='')  # at inference the answer's fields may be absent
     try: pairs = make_pairs(records, prompt_only)
@@ -191,12 +193,13 @@ def prompts(self, records, # anything `ftbook.data.read_records` reads
     return [prompt_text(self.template, self.tok, p) for p in pairs]
 
 @patch_to(System)
-def generate(self, records, # anything `ftbook.data.read_records` reads: a list of dicts, a DataFrame, a .jsonl/.csv file
-             **settings,    # generation settings, as for `check_generation`
-            )->list:        # per record: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
+def generate(self, records,        # anything `ftbook.data.read_records` reads: a list of dicts, a DataFrame, a .jsonl/.csv/.parquet file
+             desc:str|None=None,   # the label of the progress bar drawn in a terminal (default: 'generating: ' and the system's name)
+             **settings,           # generation settings, as for `check_generation`
+            )->list:               # per record: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
     "Answers to `records`, each prompt rendered exactly as in training."
     checked = check_generation(**settings)  # bad settings fail before the records are read
-    return _generate_texts(self.model, self.tok, self.prompts(records), checked, desc=f'generating: {self.name}')
+    return _generate_texts(self.model, self.tok, self.prompts(records), checked, desc=desc or f'generating: {self.name}')
 
 @patch_to(System)
 def ask(self, input:str|dict, # a record, or the text of the template's one prompt field

@@ -43,8 +43,8 @@ def _run_pairs(config:RunConfig, # its data settings: the template, where the re
               )->tuple:          # (train_pairs, val_pairs)
     "The pairs to train and validate on, made from the records through `config.data.template`: the one place the template is applied."
     if records is None:
-        if not config.data.path: raise ConfigError('No training data: pass records (a list of dicts, a DataFrame or a .jsonl/.csv file), '
-                                                   'or set data.path to a .jsonl or .csv file.')
+        if not config.data.path: raise ConfigError('No training data: pass records (a list of dicts, a DataFrame or a .jsonl/.csv/.parquet file), '
+                                                   'or set data.path to a .jsonl, .csv or .parquet file.')
         records = config.data.path
     pairs = make_pairs(records, config.data.template)
     if val_records is None: pairs, val_pairs, _ = split_pairs(pairs, val=config.data.val, seed=config.data.seed)
@@ -107,7 +107,7 @@ def save_run(trainer, tok, config:RunConfig, monitor:TrainingMonitor, rows:dict)
 
 # %% ../nbs/06_training.ipynb #e2249774
 def train(config:RunConfig,     # the run's configuration (checked first); its `data.template` turns records into pairs
-          records=None,         # training records: anything `read_records` reads (list of dicts, DataFrame, .jsonl/.csv); None: `config.data.path`
+          records=None,         # training records: anything `read_records` reads (list of dicts, DataFrame, .jsonl/.csv/.parquet); None: `config.data.path`
           val_records=None,     # validation records; None: split off `config.data.val` of `records`
           resume:bool=False,    # continue the unfinished run in `config.output_dir` from its newest complete checkpoint
           monitor:TrainingMonitor|None=None, # follows the run and carries Stop requests (a dashboard passes its own)

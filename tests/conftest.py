@@ -36,3 +36,21 @@ def _kill_at(cmd:list, point:str, tmp:Path, log:Path|None=None, env:dict|None=No
 def kill_at(tmp_path):
     "`kill_at(cmd, point, log=None, env=None)`: run a command until it reaches a named point, and SIGKILL it there."
     return lambda cmd, point, **kw: _kill_at(cmd, point, tmp_path, **kw)
+
+def in_terminal(cmd:list, timeout:float=600)->tuple:
+    "Run `cmd` with a pseudo-terminal as its stdout and stderr, as a user's terminal would be (progress bars drawn): (return code, all it printed)."
+    import pty, select
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, close_fds=True)
+    os.close(follower)
+    out, t0 = b'', time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if select.select([leader], [], [], 0.5)[0]:
+            try: chunk = os.read(leader, 65536)
+            except OSError: chunk = b''  # the terminal closed: the process ended
+            if not chunk and proc.poll() is not None: break
+            out += chunk
+        elif proc.poll() is not None: break
+    else: proc.kill(); raise AssertionError(f'{cmd} still running after {timeout} s')
+    os.close(leader)
+    return proc.wait(), out.decode(errors='replace')

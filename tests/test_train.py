@@ -160,3 +160,20 @@ def test_the_terminal_shows_one_bar_and_a_line_per_validation(tmp_path):
     assert len(validations) == len(pd.read_csv(tmp_path/'run'/'history.csv').eval_loss.dropna())
     assert "{'loss'" not in shown and "{'eval_loss'" not in shown and 'UserWarning' not in shown and 'warnings.warn' not in shown
     assert any(l.startswith('warning: 1 of ') and 'max_len=64' in l for l in shown.splitlines())
+
+def test_a_terminal_shows_one_training_bar_and_a_bar_per_system(tmp_path):
+    "In a terminal: one training bar with the latest losses in it, then `ftbook eval` draws a bar per data file and system, counting answers."
+    from conftest import in_terminal
+    cfg = write_run_config(tmp_path, epochs=1)
+    rc, shown = in_terminal([str(BIN/'ftbook'), 'train', str(cfg)])
+    assert rc == 0, shown[-3000:]
+    bars = [l for l in shown.replace('\r', '\n').splitlines() if l.startswith('training:')]
+    assert bars and 'loss=' in bars[-1] and 'val_loss=' in bars[-1] and '100%' in bars[-1]
+    assert "{'loss'" not in shown and "{'eval_loss'" not in shown
+    (tmp_path/'base.txt').write_text('Answer the question in one sentence.')
+    rc, shown = in_terminal([str(BIN/'ftbook'), 'eval', '--adapter', str(tmp_path/'run'/'adapter'), '--data', str(tmp_path/'records.jsonl'),
+                             '--limit', '6', '--max-new-tokens', '4', '--baseline', str(tmp_path/'base.txt')])
+    assert rc == 0, shown[-3000:]
+    lines = shown.replace('\r', '\n').splitlines()
+    for system in ('base model + your prompt', 'fine-tuned'):
+        assert any(l.startswith(f'records.jsonl: {system}') and '6/6' in l and 'answer' in l for l in lines), (system, shown[-2000:])

@@ -90,7 +90,7 @@ def evaluate_clinic(systems:list,             # from `clinic_systems`
                    )->dict:                   # test set -> `EvalResult`
     "Every system on each test set, scored with `clinic_metrics`, the note as the source of facts."
     sets = [k for k in data if k not in ('train', 'val')] if sets is None else sets
-    return {name: compare(systems, data[name], clinic_metrics(), source_field='note', with_perplexity=False, batch_size=batch_size,
+    return {name: compare(systems, data[name], clinic_metrics(), source_field='note', with_perplexity=False, label=f'test set {name}', batch_size=batch_size,
                           max_new_tokens=max_new_tokens) for name in sets if data.get(name)}
 
 # %% ../../nbs/21_medical_summaries.ipynb #ede59ea6
