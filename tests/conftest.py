@@ -39,8 +39,9 @@ def kill_at(tmp_path):
 
 def in_terminal(cmd:list, timeout:float=600)->tuple:
     "Run `cmd` with a pseudo-terminal as its stdout and stderr, as a user's terminal would be (progress bars drawn): (return code, all it printed)."
-    import pty, select
+    import fcntl, pty, select, struct, termios
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 160, 0, 0))  # 40 rows, 160 columns: a new pty has none, and bars fit their width
     proc = subprocess.Popen(cmd, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, close_fds=True)
     os.close(follower)
     out, t0 = b'', time.monotonic()
