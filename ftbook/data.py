@@ -14,8 +14,7 @@ from fastcore.basics import patch
 _all_ = ['PromptTemplate', 'read_records', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['RECORD_FILES', 'read_records', 'PromptTemplate', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs',
-           'browse_pairs']
+__all__ = ['read_records', 'PromptTemplate', 'make_pairs', 'few_shot_template', 'pair_report', 'split_pairs', 'browse_pairs']
 
 # %% ../nbs/03_data.ipynb #ce03c1d5
 class Records(list):
@@ -68,6 +67,9 @@ def _read_parquet(path:Path, encoding:str)->Records:  # `encoding` is unused: Pa
         raise ValueError(f"{path} is not a Parquet file ftbook can read ({e}). Copy it again whole, or pass the .jsonl, .csv or .parquet file "
                          f"that holds the records.") from None
     return Records(rows, str(path), [f'row {i}' for i in range(len(rows))])
+
+RECORD_FILES = {'.jsonl': _read_jsonl, '.csv': _read_csv, '.parquet': _read_parquet}  # file suffix -> its reader
+
 
 # %% ../nbs/03_data.ipynb #formats-code
 _FORMATS = {  # name -> (what a reader calls it, what its records look like)
@@ -165,8 +167,6 @@ def read_records(source,                 # list of dicts, DataFrame, datasets.Da
     records = _read_any(source, encoding)
     if not records: raise ValueError(f"{records.source} holds no records: there is nothing to train on. Add records, or pass the source that holds them.")
     return records if isinstance(source, Records) else _convert(records, format)  # records read once stay as they were read
-
-RECORD_FILES = {'.jsonl': _read_jsonl, '.csv': _read_csv, '.parquet': _read_parquet}  # file suffix -> its reader
 
 def _read_any(source, encoding:str)->Records:
     if isinstance(source, Records): return source

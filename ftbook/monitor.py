@@ -12,7 +12,7 @@ from tqdm import tqdm
 from transformers import TrainerCallback
 from .core import pause_point, write_atomic
 from .data import prompt_text
-from .system import _generate_texts, check_generation
+from .system import generate_texts, check_generation
 
 _all_ = ['TrainingMonitor', 'plot_losses']  # what a user calls; the rest is exported for the package's own use
 
@@ -157,7 +157,7 @@ class TrainingSamples(TrainerCallback):
         if not state.is_world_process_zero: return
         t0 = time.perf_counter()
         with torch.random.fork_rng():  # generation seeds the generator; training goes on with the stream it had
-            answers = _generate_texts(model, self.tok, self.prompts, self.settings, desc=None)  # no bar under the training's
+            answers = generate_texts(model, self.tok, self.prompts, self.settings, desc=None)  # no bar under the training's
         seconds = time.perf_counter() - t0  # what this validation's samples cost, the same on each of its lines
         self.monitor.samples += [dict(step=state.global_step, where=p.get('where', f'validation pair {i}'), answer=a['text'], stopped=a['stopped'],
                                       reference=p['completion'], seconds=seconds) for i,(p,a) in enumerate(zip(self.pairs, answers))]

@@ -154,7 +154,7 @@ def _generate_batch(model, tok, prompts:list, config, streamer=None)->list:
     return [_answer(tok, row[width:].tolist(), int(m.sum())) for row, m in zip(out, enc['attention_mask'])]
 
 # %% ../nbs/04_system.ipynb #a34c8123
-def _generate_texts(model, tok,    # a model and its prepared tokenizer
+def generate_texts(model, tok,    # a model and its prepared tokenizer
                     prompts:list,  # prompt texts, chat template included
                     s:dict,        # generation settings, from `check_generation`
                     desc:str|None='generating', # the progress bar's label (a bar in a terminal only); None: no bar
@@ -199,7 +199,7 @@ def generate(self, records,        # anything `ftbook.data.read_records` reads: 
             )->list:               # per record: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
     "Answers to `records`, each prompt rendered exactly as in training."
     checked = check_generation(**settings)  # bad settings fail before the records are read
-    return _generate_texts(self.model, self.tok, self.prompts(records), checked, desc=desc or f'generating: {self.name}')
+    return generate_texts(self.model, self.tok, self.prompts(records), checked, desc=desc or f'generating: {self.name}')
 
 @patch_to(System)
 def ask(self, input:str|dict, # a record, or the text of the template's one prompt field
