@@ -451,7 +451,7 @@ def _check_baseline(template:PromptTemplate, # the base model's prompt, from `ba
                    ):
     "Raise unless `template` renders every record: a baseline that cannot be applied is refused, never run under its name."
     try: make_pairs(records, dataclasses.replace(template, completion=''))
-    except (KeyError, ValueError) as e: raise ValueError(f"The baseline prompt cannot be applied to these records: {e.args[0] if e.args else e}") from None
+    except (KeyError, ValueError) as e: raise type(e)(f"The baseline prompt cannot be applied to these records: {e.args[0] if e.args else e}") from None  # a missing field stays a KeyError
 
 
 # %% ../nbs/15_eval.ipynb #run-eval
