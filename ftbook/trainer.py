@@ -44,7 +44,7 @@ def training_rows(pairs:list,               # prompt/completion pairs
 @dataclass
 class RunArguments(TrainingArguments):
     "The Trainer's arguments, carrying the run's whole configuration: every tracker logs it with them, as the run's hyper-parameters."
-    run_config:dict = field(default=None)  # `RunConfig.to_dict()` of the run
+    run_config:dict = field(default=None)  # the run's `RunConfig`, as a dict
 
 def training_arguments(config:RunConfig,  # the checked configuration
                        device:torch.device, # where the run trains
