@@ -33,6 +33,8 @@ def _is_main()->bool: return int(os.environ.get('RANK', 0)) == 0  # under `accel
 
 def cmd_train(args):
     "Train as the config file says; print the result."
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # no weight-loading bars: the one bar is training's
     config = RunConfig.load(args.config).override(parse_overrides(args.set))
     res = train(config, resume=args.resume, monitor=TrainingMonitor([SaveLossPlot(Path(config.output_dir)/'loss.png')]))
     if _is_main(): print(json.dumps(res.summary(), indent=2, default=str))

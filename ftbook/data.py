@@ -304,8 +304,9 @@ def make_pairs(source,                             # anything `read_records` rea
                encoding:str='utf-8',               # of a file given by path
               )->list:                             # [{'prompt', 'completion', 'system', 'where'}, ...], with 'messages' for conversations
     "Prompt/completion pairs from records, through `template`; `messages` records become conversations."
-    records = read_records(source, encoding)
     template = template or PromptTemplate()
+    plain = set(template.fields()) <= {'prompt', 'completion'}  # a template over other fields reads them as they are: never converted away
+    records = read_records(source, encoding, format='auto' if plain else None)
     chat = lambda r: 'messages' in r and reads_messages(template)
     def one(i, r):
         if chat(r): return conversation_pair(r['messages'], records.where(i), answered=bool(template.completion))

@@ -156,7 +156,7 @@ class TrainingSamples(TrainerCallback):
     def on_evaluate(self, args, state, control, model=None, **kw):
         if not state.is_world_process_zero: return
         t0 = time.perf_counter()
-        with torch.random.fork_rng():  # generation seeds the generator; training goes on with the stream it had
+        with torch.random.fork_rng(devices=[model.device] if model.device.type == 'cuda' else []):  # generation seeds the generator; training goes on with the stream it had
             answers = generate_texts(model, self.tok, self.prompts, self.settings, desc=None)  # no bar under the training's
         seconds = time.perf_counter() - t0  # what this validation's samples cost, the same on each of its lines
         self.monitor.samples += [dict(step=state.global_step, where=p.get('where', f'validation pair {i}'), answer=a['text'], stopped=a['stopped'],
@@ -169,6 +169,7 @@ class TerminalProgress(TrainerCallback):
     "One progress bar for a run, with the latest losses in it, and one line per validation (the Trainer's terminal bar replaced)."
     def __init__(self, file=None): self.file, self.bar, self.losses, self.best = file, None, {}, math.inf  # file: default stderr, as tqdm
     def on_train_begin(self, args, state, control, **kw):
+        self.best = state.best_metric if state.best_metric is not None else math.inf  # a resumed run's best so far
         if state.is_world_process_zero:
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc='training', unit='step', file=self.file, disable=None, dynamic_ncols=True)
     def on_step_end(self, args, state, control, **kw):

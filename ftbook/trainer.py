@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_trainer.ipynb #trainer-imports
 from __future__ import annotations
-import warnings
+import json, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -45,6 +45,15 @@ def training_rows(pairs:list,               # prompt/completion pairs
 class RunArguments(TrainingArguments):
     "The Trainer's arguments, carrying the run's whole configuration: every tracker logs it with them, as the run's hyper-parameters."
     run_config:dict = field(default=None)  # the run's `RunConfig`, as a dict
+    def to_dict(self)->dict: return super().to_dict() | _flat(self.run_config or {}, 'run')  # one scalar a setting: trackers compare runs by them
+
+def _flat(d:dict, prefix:str)->dict:
+    "`{'train': {'lr': 1e-3}}` as `{'run.train.lr': 1e-3}`; a list or other value as its JSON text."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict): out |= _flat(v, f'{prefix}.{k}')
+        else: out[f'{prefix}.{k}'] = v if v is None or isinstance(v, (bool, int, float, str)) else json.dumps(v)
+    return out
 
 def training_arguments(config:RunConfig,  # the checked configuration
                        device:torch.device, # where the run trains

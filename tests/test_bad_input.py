@@ -254,7 +254,8 @@ CASES = [
          lambda d, fx: make_pairs(d/'m.parquet'),
          prep=lambda d, fx: parquet(d, 'm.parquet', [json.loads(ALPACA), {'conversations': [turn('human', 'Hi'), turn('gpt', 'Hello.')]}]), error=ValueError),
     Case('cli/train-sharegpt-unknown-role', 'cli', ['records.jsonl', 'line 2', "turn 1 is from 'bot'", 'Rename the speaker'],
-         lambda d, fx: ['train', str(write_config(d, fx))], {'records.jsonl': sharegpt_lines([turn('human', 'Hi'), turn('bot', 'Hello.')])}, out='run'),
+         lambda d, fx: ['train', str(write_config(d, fx, data=dict(template=dict(prompt='{prompt}', completion='{completion}'))))],  # the plain template: converted
+         {'records.jsonl': sharegpt_lines([turn('human', 'Hi'), turn('bot', 'Hello.')])}, out='run'),
     # plain pairs name their record's line as conversations do, not "pair i" or "the prompt"
     Case('data/overlong-raise-names-the-line', 'api', ['long.jsonl has', 'line 2 of', 'more than max_len=80', 'raise max_len'],
          lambda d, fx: tokenize_pairs(make_pairs(d/'long.jsonl', T), fx.tok, T, max_len=80, overlong='raise'),

@@ -1,5 +1,5 @@
 "ftbook.training as a user runs it: the `ftbook train` command killed and resumed, two DDP processes, and the guards that need whole runs (gradient accumulation, early stopping, the inference prompt). Bad configs are in the bad-input corpus."
-import json, subprocess, sys
+import json, re, subprocess, sys
 from pathlib import Path
 from dataclasses import replace
 import pandas as pd
@@ -141,16 +141,21 @@ def test_tensorboard_logs_the_losses_of_the_history(tmp_path):
     args = json.loads(events.Tensors('args/text_summary')[0].tensor_proto.string_val[0])
     assert args['run_config'] == json.loads(json.dumps(RunConfig.load(tmp_path/'tracked'/'config.yaml').to_dict()))
 
-def test_a_tracker_not_installed_is_refused_before_loading(tmp_path):
-    "A tracker whose package is missing is named with what to install, and nothing is written."
+def test_a_tracker_misspelt_or_not_installed_is_refused_before_loading(tmp_path):
+    "A tracker transformers does not know, or whose package is missing, is refused with what to do, and nothing is written."
     import importlib.util, pytest
-    missing = next(n for n in ('mlflow', 'wandb', 'comet_ml', 'neptune') if importlib.util.find_spec(n) is None)
-    with pytest.raises(ImportError, match=f'pip install'):
+    from ftbook.config import ConfigError
+    with pytest.raises(ConfigError, match=r"no tracker \['tensorbord'\]"):
+        train(tiny_config(tmp_path/'run', **{'train.report_to': ['tensorbord']}), arithmetic(8), arithmetic(4, start=100), progress_bar=False)
+    assert not (tmp_path/'run').exists()
+    missing = next((n for n in ('mlflow', 'wandb', 'neptune', 'clearml') if importlib.util.find_spec(n) is None), None)
+    if missing is None: pytest.skip('every tracker tried is installed here')
+    with pytest.raises(ImportError, match=f'pip install {missing}'):
         train(tiny_config(tmp_path/'run', **{'train.report_to': [missing]}), arithmetic(8), arithmetic(4, start=100), progress_bar=False)
     assert not (tmp_path/'run').exists()
 
-def test_the_terminal_shows_one_bar_and_a_line_per_validation(tmp_path):
-    "`ftbook train` prints a line per validation and ftbook's warnings as one line each: no raw log dictionaries, no source lines."
+def test_a_log_file_gets_a_line_per_validation_and_plain_warnings(tmp_path):
+    "`ftbook train` into a file (no terminal: no bar drawn) prints a line per validation and ftbook's warnings as one line each: no raw log dictionaries, no source lines."
     cfg = write_run_config(tmp_path, epochs=1)
     with open(tmp_path/'records.jsonl', 'a') as f: f.write(json.dumps(dict(q='What is ' + 'very '*80 + 'long?', a='Long.')) + '\n')
     out = ftbook('train', str(cfg))
@@ -167,8 +172,9 @@ def test_a_terminal_shows_one_training_bar_and_a_bar_per_system(tmp_path):
     cfg = write_run_config(tmp_path, epochs=1)
     rc, shown = in_terminal([str(BIN/'ftbook'), 'train', str(cfg)])
     assert rc == 0, shown[-3000:]
-    bars = [l for l in shown.replace('\r', '\n').splitlines() if l.startswith('training:')]
-    assert bars and 'loss=' in bars[-1] and 'val_loss=' in bars[-1] and '100%' in bars[-1]
+    bars = [l for l in shown.replace('\r', '\n').splitlines() if re.match(r'[^:\n]+: +\d+%', l)]
+    assert {l.split(':')[0] for l in bars} == {'training'}  # one bar: no evaluation bars, no bar for the samples
+    assert 'loss=' in bars[-1] and 'val_loss=' in bars[-1] and '100%' in bars[-1]
     assert "{'loss'" not in shown and "{'eval_loss'" not in shown
     (tmp_path/'base.txt').write_text('Answer the question in one sentence.')
     rc, shown = in_terminal([str(BIN/'ftbook'), 'eval', '--adapter', str(tmp_path/'run'/'adapter'), '--data', str(tmp_path/'records.jsonl'),
