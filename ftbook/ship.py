@@ -8,12 +8,11 @@ import functools, hashlib, json, os, re, shlex, shutil
 from dataclasses import dataclass
 from pathlib import Path
 import torch
-from .core import atomic_dir, pause_point, quiet_checkpointing_rename, write_atomic
+from .core import atomic_dir, pause_point, write_atomic
 from .config import DTYPES, RunConfig
-from .quant import load_model
 from .model import pretrained_model
 from .data import PromptTemplate, prompt_text
-from .system import read_template
+from .system import four_bit, load_adapter, read_template
 
 _all_ = ['export', 'merge_adapter']  # what a user calls; the rest is exported for the package's own use
 
@@ -31,15 +30,12 @@ def merge_adapter(adapter_dir:str|Path,          # a run's adapter/ folder (PEFT
                   dtype:torch.dtype|None=None,   # dtype of the saved weights (default: the run's compute dtype)
                  )->Path:                        # the merged model folder
     "A plain transformers model folder: the base dequantized from the weights the adapter was trained on, with the adapter merged in."
-    from peft import PeftConfig, PeftModel
     adapter_dir = Path(adapter_dir); dest = Path(dest or adapter_dir.parent/'merged')
     if not (adapter_dir/'adapter_config.json').exists(): raise FileNotFoundError(f"{adapter_dir} has no adapter_config.json: pass a run's adapter/ folder.")
     run = _run_config_of(adapter_dir)
-    base = PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path
-    model, tok = load_model(base, quant=run.model.quant, dtype=dtype or DTYPES[run.model.dtype], trust_remote_code=run.model.trust_remote_code)
-    if run.model.quant: model = model.dequantize()  # the 4-bit weights the adapter saw, in the compute dtype
-    quiet_checkpointing_rename()
-    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    merged, tok = load_adapter(adapter_dir, merge=True, quant=run.model.quant, dtype=dtype or DTYPES[run.model.dtype],
+                               trust_remote_code=run.model.trust_remote_code)  # the 4-bit weights the adapter saw, dequantized, the adapter merged in
+    if four_bit(merged): raise MemoryError(f"Not enough free memory to merge {adapter_dir} (see the warning above): free some, or merge on a larger machine.")
     with atomic_dir(dest) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True); tok.save_pretrained(tmp)
         if (adapter_dir/'template.json').exists(): write_atomic(tmp/'template.json', (adapter_dir/'template.json').read_text())

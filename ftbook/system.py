@@ -4,16 +4,16 @@
 
 # %% ../nbs/04_system.ipynb #22879200
 from __future__ import annotations
-import dataclasses, json, math, time
+import copy, dataclasses, json, math, os, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-import pandas as pd, torch
+import pandas as pd, psutil, torch
 from fastcore.basics import patch_to
 from tqdm import tqdm  # text bar: disable=None shows it in a terminal only
 from .core import quiet_checkpointing_rename
 from .data import RECORD_FILES, PromptTemplate, conversation_pair, fill, make_pairs, prompt_text
 from .quant import load_model
-from .model import load_tokenizer, padding_side
+from .model import load_tokenizer
 
 _all_ = ['System', 'load_system', 'base_system']  # what a user calls; the rest is exported for the package's own use
 
@@ -30,6 +30,32 @@ class System:
     template:PromptTemplate = field(default_factory=PromptTemplate)  # renders every prompt: the same object as in training
 
     def __repr__(self): return f"System({self.name!r}, {type(self.model).__name__}, {self.template})"
+
+# %% ../nbs/04_system.ipynb #dequant-code
+def four_bit(model, # a model, with or without an adapter
+            )->bool:
+    "Whether `model` has 4-bit layers (bitsandbytes packs their weights as uint8)."
+    return any(p.dtype == torch.uint8 for p in model.parameters())
+
+def dequantized(model,                 # a model from `load_model`, in 4 bits or not
+                memory_share:float=0.5, # the largest share of the device's free memory the dequantized weights may take
+               )->object:              # the same model object: plain layers in the compute dtype, or left in 4 bits (with a warning) where memory is short
+    "`model`'s 4-bit layers replaced by plain ones holding the weights they multiply with: the same model, without unpacking every weight at every step."
+    import bitsandbytes as bnb
+    if not four_bit(model): return model
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    need = sum(m.in_features*m.out_features for m in layers) * model.dtype.itemsize
+    free = torch.cuda.mem_get_info(model.device)[0] if model.device.type == 'cuda' else psutil.virtual_memory().available
+    if need > memory_share*free:
+        warnings.warn(f"Kept the model in 4 bits: dequantized, its {len(layers)} 4-bit layers would take {need/2**30:.1f} GiB of the "
+                      f"{free/2**30:.1f} GiB free on {model.device}. Generation is slower in 4 bits; the answers are the same.")
+        return model
+    from transformers.utils import logging as hf_logging
+    level = hf_logging.get_verbosity(); hf_logging.set_verbosity_error()  # transformers logs each dequantization
+    try: model = model.dequantize()
+    finally: hf_logging.set_verbosity(level)
+    model.dequantized_from = 'nf4'
+    return model
 
 # %% ../nbs/04_system.ipynb #13622021
 def read_template(path:str|Path, # a folder that may hold `template.json`
@@ -52,8 +78,11 @@ def adapter_base(path:str|Path, # an adapter folder
     if not base: raise ValueError(f"{config} names no base model: set 'base_model_name_or_path' to the folder or hub id the adapter was trained on.")
     return base
 
-def _load_adapter(path:Path, **kwargs)->tuple:
-    "The base model named in `path/adapter_config.json`, loaded by `load_model(**kwargs)`, with the adapter on top."
+def load_adapter(path:Path,        # an adapter folder
+                 merge:bool=False,  # merge the adapter into the base model's weights, dequantized first if in 4 bits
+                 **kwargs,          # for `load_model` (quant, device, dtype, trust_remote_code)
+                )->tuple:           # (model, tokenizer)
+    "The base model named in `path/adapter_config.json`, loaded by `load_model(**kwargs)`, with the adapter on top, or merged into it."
     from peft import PeftModel
     base = adapter_base(path)
     if not (path/'adapter_model.safetensors').exists():
@@ -65,8 +94,13 @@ def _load_adapter(path:Path, **kwargs)->tuple:
                                 f"loaded: {e}") from None
     try: tok = load_tokenizer(path)  # a tokenizer saved with the adapter wins
     except FileNotFoundError: pass   # none there: the base model's
+    if merge: model = dequantized(model)
     quiet_checkpointing_rename()
-    return PeftModel.from_pretrained(model, path), tok
+    model = PeftModel.from_pretrained(model, path)
+    if not merge or four_bit(model): return model, tok  # 4-bit left (too little memory): merging would round the weights to 4 bits again
+    model = model.merge_and_unload()
+    model.merged_adapter = str(path)
+    return model, tok
 
 def _not_a_model(path:Path)->str:
     if not path.exists(): return f"{path} does not exist. Pass a training run's adapter/ or merged/ folder, or a model folder."
@@ -83,14 +117,17 @@ def load_system(path:str|Path,                     # an adapter folder, a merged
                 quant:str|None='nf4',              # 'nf4' as in QLoRA training, or None for the saved precision
                 device:str|None=None,              # default: `pick_device()`
                 dtype:torch.dtype|None=None,       # compute dtype (default: `pick_dtype(device)`)
+                dequantize:bool=True,              # answer from the 4-bit weights dequantized, an adapter merged in: the same model, faster (False: 4-bit layers, less memory)
                )->System:
     "A `System` from a training run's `adapter/` or `merged/` folder, or any model folder, with its saved template."
     path = Path(path).expanduser()
     adapter = (path/'adapter_config.json').exists()
     if not adapter and not (path/'config.json').exists(): raise FileNotFoundError(_not_a_model(path))
     template = template or read_template(path) or PromptTemplate()  # a broken template.json fails before the model loads
-    load = _load_adapter if adapter else load_model
-    model, tok = load(path, quant=quant, device=device, dtype=dtype)
+    if adapter: model, tok = load_adapter(path, merge=dequantize, quant=quant, device=device, dtype=dtype)
+    else:
+        model, tok = load_model(path, quant=quant, device=device, dtype=dtype)
+        if dequantize: model = dequantized(model)
     name = name or (f'{path.parent.name}/{path.name}' if path.name in ('adapter', 'merged') else path.name)
     return System(name, model.eval(), tok, template)
 
@@ -98,13 +135,14 @@ def load_system(path:str|Path,                     # an adapter folder, a merged
 def base_system(source:str|Path,                # a training run's adapter/ folder (its base model is used), or a model name or folder
                 name:str='base model',          # the name in tables
                 template:PromptTemplate|None=None, # how the base model is asked (default: the run's template)
+                dequantize:bool=True,           # answer from the 4-bit weights dequantized (as `load_system`)
                 **kwargs,                       # for `load_model` (quant, device, dtype)
                )->System:
     "The model an adapter was trained on, without the adapter (or any model, by name), asked through `template`: the baseline a fine-tuned model has to beat."
     is_adapter = (Path(source)/'adapter_config.json').exists()
     template = template or (read_template(source) if is_adapter else None) or PromptTemplate()
     model, tok = load_model(adapter_base(source) if is_adapter else source, **kwargs)
-    return System(name, model.eval(), tok, template)
+    return System(name, (dequantized(model) if dequantize else model).eval(), tok, template)
 
 # %% ../nbs/04_system.ipynb #966f3c26
 def check_generation(max_new_tokens:int=128, # upper bound on the answer length, in tokens
@@ -145,13 +183,31 @@ def _answer(tok, new:list, n_prompt:int)->dict:
     n = new.index(tok.eos_token_id) + 1 if stopped else len(new)
     return dict(text=tok.decode(new[:n], skip_special_tokens=True).strip(), prompt_tokens=n_prompt, new_tokens=n, stopped=stopped)
 
-def _generate_batch(model, tok, prompts:list, config, streamer=None)->list:
-    "Answers to one batch of prompts, left-padded; a `streamer` (one prompt) prints the answer as it is generated."
-    with padding_side(tok, 'left'):
-        enc = tok(prompts, return_tensors='pt', padding=True, add_special_tokens=False).to(model.device)
-    with torch.inference_mode(): out = model.generate(**enc, generation_config=config, streamer=streamer)
-    width = enc['input_ids'].shape[1]
-    return [_answer(tok, row[width:].tolist(), int(m.sum())) for row, m in zip(out, enc['attention_mask'])]
+SHARED_MIN = 16  # tokens: a shorter prefix shared by every prompt is not worth a cache of its own
+
+def shared_prefix(model,    # the model that will answer
+                  ids:list, # the token ids of every prompt
+                 )->tuple|None: # (the prefix's token ids, their KV cache), or None when the prompts share fewer than `SHARED_MIN` tokens
+    "The longest start all prompts share (each keeps at least one token of its own), run through `model` once: its keys and values serve every batch."
+    from transformers import DynamicCache
+    n = min(len(os.path.commonprefix(ids)), min(map(len, ids)) - 1) if len(ids) > 1 else 0
+    if n < SHARED_MIN: return None
+    cache = DynamicCache(config=model.config)
+    with torch.inference_mode(): model(input_ids=torch.tensor([ids[0][:n]], device=model.device), cache=cache, use_cache=True, logits_to_keep=1)
+    return ids[0][:n], cache
+
+def _generate_batch(model, tok, prompts:list, config, streamer=None, prefix:tuple|None=None)->list:
+    "Answers to one batch of prompts: after the `prefix` they share (from its cache), each prompt's own tokens, left-padded; a `streamer` (one prompt) prints the answer as it is generated."
+    head, cache = prefix or ([], None)
+    tails = [ids[len(head):] for ids in tok(prompts, add_special_tokens=False)['input_ids']]
+    width = max(map(len, tails))
+    as_tensor = lambda rows: torch.tensor(rows, device=model.device)
+    ids = as_tensor([head + [tok.pad_token_id]*(width - len(t)) + t for t in tails])
+    mask = as_tensor([[1]*len(head) + [0]*(width - len(t)) + [1]*len(t) for t in tails])  # the pads sit between the shared prefix and each prompt's own end
+    past = {}
+    if cache is not None: past['cache'] = copy.deepcopy(cache); past['cache'].batch_repeat_interleave(len(tails))
+    with torch.inference_mode(): out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config, streamer=streamer, **past)
+    return [_answer(tok, row[len(head) + width:].tolist(), len(head) + len(t)) for row, t in zip(out, tails)]
 
 # %% ../nbs/04_system.ipynb #a34c8123
 def generate_texts(model, tok,    # a model and its prepared tokenizer
@@ -159,18 +215,19 @@ def generate_texts(model, tok,    # a model and its prepared tokenizer
                     s:dict,        # generation settings, from `check_generation`
                     desc:str|None='generating', # the progress bar's label (a bar in a terminal only); None: no bar
                    )->list:        # per prompt: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
-    "Answers to `prompts`, in batches of similar length, left-padded, with a KV cache, each stopping at EOS."
-    n_tokens = [len(ids) for ids in tok(list(prompts), add_special_tokens=False)['input_ids']]
-    order = sorted(range(len(prompts)), key=lambda i: -n_tokens[i])  # similar lengths share a batch: little padding
+    "Answers to `prompts`, in batches of similar length, left-padded, with a KV cache (the prefix all prompts share computed once), each stopping at EOS."
+    ids = tok(list(prompts), add_special_tokens=False)['input_ids']
+    order = sorted(range(len(prompts)), key=lambda i: -len(ids[i]))  # similar lengths share a batch: little padding
     config, out = _generation_config(tok, s['max_new_tokens'], s['temperature'], s['top_p'], s['top_k'], s['min_new_tokens']), [None]*len(prompts)
     training = model.training
     model.eval()  # LoRA dropout off, even for a model straight out of training
     torch.manual_seed(s['seed'])
     bar = tqdm(total=len(prompts), desc=desc, unit='answer', disable=None if desc else True)  # disable=None: drawn in a terminal only
     try:
+        prefix = shared_prefix(model, ids) if s['batch_size'] > 1 else None
         for b in range(0, len(order), s['batch_size']):
             idx = order[b:b+s['batch_size']]
-            for i, a in zip(idx, _generate_batch(model, tok, [prompts[i] for i in idx], config)): out[i] = a
+            for i, a in zip(idx, _generate_batch(model, tok, [prompts[i] for i in idx], config, prefix=prefix)): out[i] = a
             bar.update(len(idx))
     finally: model.train(training); bar.close()
     return out

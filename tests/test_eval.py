@@ -2,10 +2,10 @@
 import json
 import pandas as pd, pytest, torch
 from ftbook.data import PromptTemplate
-from ftbook.system import System, load_system
+from ftbook.system import SHARED_MIN, System, base_system, dequantized, four_bit, load_system, shared_prefix
 from ftbook.eval import EvalResult, FormatCompliance, Rouge, TextMetric, compare, load_results, perplexity, save_results
 from ftbook.quant import load_model
-from ftbook.testing import tiny_model
+from ftbook.testing import TINY_ARCHS, tiny_model
 
 T = PromptTemplate(prompt='Note: {note}', completion='{summary}', system='Summarise the clinic note in three lines.')
 NOTES = [dict(note='Cough.', summary='Patient: adult\nProblem: cough\nPlan: rest'),
@@ -156,3 +156,59 @@ def test_adapter_saved_like_a_training_run(tmp_path):
     assert s.name == 'run/adapter' and s.template == T and s.tok.pad_token == tok.pad_token
     out = s.generate(NOTES[:2], max_new_tokens=3)
     assert len(out) == 2 and all(1 <= o['new_tokens'] <= 3 for o in out)
+
+# --- faster generation: the shared prefix computed once, 4-bit weights dequantized ------------------------------------
+
+LONG = PromptTemplate(prompt='Rules: write three lines, keep every number, name each drug with its dose.\nExample: cough for 3 days, '
+                             'paracetamol 1 g.\n\nNote: {note}', completion='{summary}', system='Summarise the clinic note in three lines.')
+
+@pytest.mark.parametrize('arch', TINY_ARCHS)
+def test_shared_prefix_gives_the_answers_of_one_by_one(arch):
+    "Prompts sharing a long start: its cache is computed once and every row continues from it, pads between it and the row's own end; the answers equal batch size 1's, token for token, on every architecture."
+    model, tok = load_model(tiny_model(arch), quant=None, dtype=torch.float32)
+    system = System(arch, model, tok, LONG)
+    head, cache = shared_prefix(model, tok(system.prompts(NOTES), add_special_tokens=False)['input_ids'])
+    assert len(head) >= SHARED_MIN and cache.get_seq_length() == len(head)
+    batched, alone = one_by_one_vs_batched(system, n_new=16)
+    assert batched == alone
+
+def test_shared_prefix_needs_two_prompts_and_leaves_each_a_token():
+    model, tok = load_model(tiny_model('llama'), quant=None, dtype=torch.float32)
+    ids = tok(System('t', model, tok, LONG).prompts(NOTES), add_special_tokens=False)['input_ids']
+    assert shared_prefix(model, ids[:1]) is None                  # one prompt: nothing to share
+    assert shared_prefix(model, [ids[0][:5], ids[1][:5]]) is None  # too short to be worth a cache
+    head, _ = shared_prefix(model, [ids[0], ids[0]])                # the same prompt twice: its last token stays its own
+    assert head == ids[0][:-1]
+
+def adapter_run(tmp_path, arch='llama'):
+    "A run folder as training leaves it: a LoRA adapter (random B, so it changes the answers) on the tiny model in 4 bits, with tokenizer and template."
+    from peft import LoraConfig, get_peft_model
+    model, tok = load_model(tiny_model(arch))
+    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules='all-linear', task_type='CAUSAL_LM'))
+    torch.manual_seed(0)
+    for n, p in peft.named_parameters():
+        if 'lora_B' in n: torch.nn.init.normal_(p, std=0.5)
+    peft.save_pretrained(tmp_path/'adapter'); tok.save_pretrained(tmp_path/'adapter')
+    (tmp_path/'adapter'/'template.json').write_text(json.dumps(LONG.to_dict()))
+    return tmp_path/'adapter'
+
+def test_dequantized_system_is_the_4bit_model_with_its_adapter(tmp_path):
+    "load_system's default: the 4-bit weights dequantized, the adapter merged in: a plain model with the logits and answers of the 4-bit one."
+    adapter = adapter_run(tmp_path)
+    fast, exact = load_system(adapter), load_system(adapter, dequantize=False)
+    assert not four_bit(fast.model) and not hasattr(fast.model, 'peft_config') and fast.model.merged_adapter == str(adapter)
+    assert four_bit(exact.model) and hasattr(exact.model, 'peft_config')
+    ids = torch.tensor([fast.tok(fast.prompts(NOTES[:1])[0], add_special_tokens=False)['input_ids']])
+    with torch.no_grad(): assert torch.allclose(fast.model(input_ids=ids).logits, exact.model(input_ids=ids).logits, atol=1e-4)
+    test_answers = lambda s: s.generate(NOTES, max_new_tokens=12, batch_size=4)
+    assert test_answers(fast) == test_answers(exact)
+    base_fast, base_exact = base_system(adapter), base_system(adapter, dequantize=False)
+    assert not four_bit(base_fast.model) and four_bit(base_exact.model)
+    assert test_answers(base_fast) == test_answers(base_exact)
+
+def test_too_little_memory_keeps_the_model_in_4_bits(tmp_path):
+    "Where the dequantized weights would not fit, the model stays in 4 bits (same answers, slower), with a warning saying why."
+    model, _ = load_model(tiny_model('llama'))
+    with pytest.warns(UserWarning, match='Kept the model in 4 bits: dequantized, its 14 4-bit layers would take'):
+        kept = dequantized(model, memory_share=1e-12)
+    assert kept is model and four_bit(model)
