@@ -38,8 +38,15 @@ def test_the_installed_package_is_the_one_imported(installed):
 def test_the_wheel_holds_the_package_and_its_data_and_no_book(installed):
     _, wheel, _ = installed
     names = zipfile.ZipFile(wheel).namelist()
-    assert {'ftbook/tasks/data/handwritten_notes.jsonl', 'ftbook/tasks/data/conditions.yaml'} <= set(names) and 'ftbook/training.py' in names and 'ftbook/tasks/worked_example.py' in names
+    assert {'ftbook/tasks/data/handwritten_notes.jsonl', 'ftbook/tasks/data/handwritten_dev_notes.jsonl', 'ftbook/tasks/data/conditions.yaml'} <= set(names) and 'ftbook/training.py' in names and 'ftbook/tasks/worked_example.py' in names
     assert not [n for n in names if n.startswith(('nbs/', 'tests/', 'tools/', 'bench/'))]
+
+def test_the_handwritten_notes_of_both_splits_are_read_from_the_wheel(installed):
+    "The test and development notes ship as package data and are found by the installed copy, outside the checkout."
+    _, _, run = installed
+    got = json.loads(py(run, "import json; from ftbook.tasks.clinic_notes import handwritten_notes as h; "
+                             "print(json.dumps({s: [len(h(split=s)), sorted({r['style'] for r in h(split=s)})] for s in ('test', 'dev')}))").stdout)
+    assert got['test'] == [20, ['handwritten']] and got['dev'][0] >= 30 and got['dev'][1] == ['handwritten-dev'], got
 
 def test_a_plain_install_leaves_the_notebook_stack_to_extras(installed):
     "The wheel's own requirements: the notebook and docs stack and the search models are extras, each named by the extra that brings it."

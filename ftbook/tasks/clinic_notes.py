@@ -556,11 +556,17 @@ def clinic_split(n_train:int=200,             # training records
     return _corrupted(_records(n_train, seed, 0, tuple(styles), tuple(specialties), avoid), corrupt, tuple(kinds), seed), test
 
 # %% ../../nbs/22_clinic_notes.ipynb #hw-load
-def handwritten_notes(path:str|Path|None=None, # a JSONL file of such notes (default: the twenty that ship with the package)
+HANDWRITTEN = {'test': ('handwritten_notes.jsonl', 'handwritten'),          # split -> (file in ftbook/tasks/data, the records' style)
+               'dev': ('handwritten_dev_notes.jsonl', 'handwritten-dev')}
+
+def handwritten_notes(path:str|Path|None=None, # a JSONL file of such notes (default: the split's notes that ship with the package)
+                      split:str='test',         # 'test': the twenty scored once at the end; 'dev': the notes for choosing settings
                      )->list:                   # records: 'id', 'format', 'note', 'summary', 'reference', 'style'
-    "The twenty clinic notes written by hand, outside the generator, with their reference summaries: a test set, never for training or choosing settings."
+    "Clinic notes written by hand, outside the generator, with their reference summaries: the test split (never for training or choosing settings) or the development split."
     from importlib.resources import files
-    source = Path(path) if path else files('ftbook.tasks').joinpath('data', 'handwritten_notes.jsonl')  # package data: found in a wheel too
+    if split not in HANDWRITTEN: raise ValueError(f"split={split!r}: choose 'test' (the notes scored once at the end) or 'dev' (the notes for choosing settings).")
+    name, style = HANDWRITTEN[split]
+    source = Path(path) if path else files('ftbook.tasks').joinpath('data', name)  # package data: found in a wheel too
     if not source.is_file(): raise FileNotFoundError(f"{source} not found: pass the path of a JSONL file of notes, or leave path out for the notes that ship with ftbook.")
-    return [dict(r, reference=r['summary'], style='handwritten') for r in map(json.loads, source.read_text(encoding='utf-8').splitlines()) if r]
+    return [dict(r, reference=r['summary'], style=style) for r in map(json.loads, source.read_text(encoding='utf-8').splitlines()) if r]
 
