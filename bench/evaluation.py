@@ -2,7 +2,8 @@
 generation loop a user would write with plain transformers + PEFT, on the worked example's four test sets (140 notes): the base model
 asked with the detailed prompt, and the fine-tuned adapter with its short prompt, 280 answers in all.
 
-Run: `.venv/bin/python bench/evaluation.py [RUN]` (default: the newest `runs/*/` holding an `adapter/`, as `make demo` leaves it).
+Run: `.venv/bin/python bench/evaluation.py [RUN [LIMIT]]` (default: the newest `runs/*/` holding an `adapter/`, as `make demo` leaves
+it; LIMIT: the first notes of each test set only, for a quick try; the results file is written for the whole sets only).
 
 Both sides get the same prompt texts (rendered once by the run's template and the tokenizer's chat template), the same model files,
 adapter and tokenizer, greedy decoding, batches of 16 and at most 176 new tokens, and each runs in a process of its own. The plain loop
@@ -23,11 +24,13 @@ BATCH, MAX_NEW = 16, 176
 SIDES = ['ftbook', 'transformers + PEFT loop']
 RESULTS = Path(__file__).parent/'results'
 
-def test_sets()->dict:
+LIMIT = None  # notes per test set (None: all)
+
+def test_sets()->tuple:
     "The worked example's four test sets (the same notes whatever the training size) and the detailed prompt's example."
     from ftbook.tasks.worked_example import worked_example_data
     data = worked_example_data(n_train=1, n_val=1)
-    return {k: v for k, v in data.items() if k not in ('train', 'val')}, data['train'][0]
+    return {k: v[:LIMIT] for k, v in data.items() if k not in ('train', 'val')}, data['train'][0]
 
 def ftbook_side(adapter:Path)->dict:
     "ftbook's evaluation, as `make demo` runs it."
@@ -85,7 +88,7 @@ def clinic_scores(answers:dict)->dict:
 
 def newest_run()->Path:
     runs = sorted(Path('runs').glob('*/adapter/adapter_config.json'), key=lambda p: p.stat().st_mtime)
-    if not runs: sys.exit("No run with an adapter/ in runs/: run `make demo` first, or pass a run folder.")
+    if not runs: print("bench/evaluation.py skipped: no run with an adapter/ in runs/. Run `make demo` first, or pass a run folder."); sys.exit()
     return runs[-1].parent.parent
 
 def compare(run:Path)->dict:
@@ -95,7 +98,7 @@ def compare(run:Path)->dict:
     sides = {}
     for side in SIDES:
         with tempfile.NamedTemporaryFile(suffix='.json') as f:
-            subprocess.run([sys.executable, __file__, '--one', side, str(run/'adapter'), f.name], check=True)
+            subprocess.run([sys.executable, __file__, '--one', side, str(run/'adapter'), f.name, str(LIMIT or 0)], check=True)
             sides[side] = json.loads(Path(f.name).read_text())
         a = sides[side]['answers']
         sides[side] |= dict(answers_per_s=len(a)/sides[side]['generate_seconds'],
@@ -111,9 +114,10 @@ def compare(run:Path)->dict:
 if __name__ == '__main__':
     hf_logging.disable_progress_bar(); hf_logging.set_verbosity_error()
     if sys.argv[1:2] == ['--one']:
-        side, adapter, out = sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+        side, adapter, out, LIMIT = sys.argv[2], Path(sys.argv[3]), sys.argv[4], int(sys.argv[5]) or None
         Path(out).write_text(json.dumps((ftbook_side if side == 'ftbook' else plain_side)(adapter)))
         sys.exit()
+    LIMIT = int(sys.argv[2]) if len(sys.argv) > 2 else None
     res = compare(Path(sys.argv[1]) if len(sys.argv) > 1 else newest_run())
     info = res['machine']
     print(f"\nEvaluation of {res['run']} on the worked example's four test sets: {res['answers']} answers, batches of {BATCH}, "
@@ -124,5 +128,6 @@ if __name__ == '__main__':
     print(f"ftbook is {res['speedup']:.2f}x the plain loop's answers per second; identical answers: "
           + ', '.join(f'{k} {v} of {res["answers"]//2}' for k, v in res['identical_answers'].items())
           + f"; 1-min load average {res['load_average_1min'][0]:.1f} before, {res['load_average_1min'][1]:.1f} after")
+    if LIMIT: sys.exit()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS/'evaluation.json').write_text(json.dumps(res, indent=2, default=str))
