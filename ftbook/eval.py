@@ -13,7 +13,7 @@ from .core import atomic_dir, cache_dir, machine_info
 from .widgets import load_ipywidgets, widget_box
 from .data import PromptTemplate, Records, reads_messages, collate, make_pairs, normalize, read_records, tokenize_pairs
 from .loss import loss_for
-from .system import System, base_system, check_generation, load_system, read_template
+from .system import System, base_system, check_generation, four_bit, load_system, read_template
 
 _all_ = ['compare', 'plot_comparison', 'save_results', 'load_results', 'explore', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'Unsupported', 'unsupported_by', 'fact_extractor', 'metric_menu', 'evaluate_run', 'side_by_side']  # what a user calls; the rest is exported for the package's own use
 
@@ -314,7 +314,8 @@ def _system_info(s:System)->dict:
     "What to record about a system: its template and which model it ran."
     m = s.model
     return dict(template=s.template.to_dict(), model=str(getattr(m.config, '_name_or_path', '')), model_class=type(m).__name__,
-                adapter=hasattr(m, 'peft_config'), four_bit=any(p.dtype == torch.uint8 for p in m.parameters()))
+                adapter=hasattr(m, 'peft_config'), four_bit=four_bit(m), dequantized_from=getattr(m, 'dequantized_from', None),
+                merged_adapter=getattr(m, 'merged_adapter', None))
 
 def _summary_row(ex:pd.DataFrame, seconds:float, ppl:float|None)->dict:
     "Mean scores of one system's examples, then perplexity, tokens, stopping and speed."
