@@ -319,7 +319,7 @@ def _system_info(s:System)->dict:
 
 def _summary_row(ex:pd.DataFrame, seconds:float, ppl:float|None)->dict:
     "Mean scores of one system's examples, then perplexity, tokens, stopping and speed."
-    scores = ex.drop(columns=['example', 'prompt_tokens', 'new_tokens', 'stopped']).select_dtypes('number').mean()
+    scores = ex.drop(columns=['example', 'prompt_tokens', 'new_tokens', 'stopped', 'candidate'], errors='ignore').select_dtypes('number').mean()
     return dict(**scores.to_dict(), **({} if ppl is None else dict(perplexity=ppl)), prompt_tokens=ex.prompt_tokens.mean(),
                 new_tokens=ex.new_tokens.mean(), stopped=ex.stopped.mean(), examples_per_s=len(ex)/seconds)
 
@@ -330,12 +330,12 @@ def _check_systems(systems:list):
     names = [s.name for s in systems]
     if len(set(names)) < len(names): raise ValueError(f"System names must differ, they label the rows: {names}.")
 
-def _run_system(s:System, records, metrics:list, source_field:str|None, gen:dict, label:str)->tuple:
+def _run_system(s:System, records, metrics:list, source_field:str|None, gen:dict, label:str, score=None)->tuple:
     "One system's answers to `records` with their scores (a frame), and the seconds generation took."
     pairs = make_pairs(records, s.template)
     refs = [p['completion'] for p in pairs]
     sources = [str(r[source_field]) for r in records] if source_field else [p['prompt'] for p in pairs]
-    t0 = time.perf_counter(); answers = s.generate(records, desc=f'{label}: {s.name}', **gen); seconds = time.perf_counter() - t0
+    t0 = time.perf_counter(); answers = s.generate(records, desc=f'{label}: {s.name}', score=score, **gen); seconds = time.perf_counter() - t0
     ex = pd.DataFrame(answers).rename(columns={'text': 'output'})
     ex.insert(0, 'example', range(len(records))); ex.insert(0, 'system', s.name)
     ex['reference'], ex['source'] = refs, sources
@@ -348,6 +348,7 @@ def compare(systems:list,               # the `System`s to run on the same examp
             source_field:str|None=None, # record field holding the input text, for unsupported claims (default: each prompt)
             with_perplexity:bool=True,  # also compute the validation perplexity of the references
             label:str|None=None,        # what the records are, in the progress bars drawn in a terminal (default: their file's name)
+            score=None,                 # `score(record, answer)`, higher better: with `candidates` above 1, each system keeps its best candidate
             **kwargs,                   # generation settings, as for `ftbook.system.check_generation`
            )->EvalResult:               # summary, per-example outputs and scores, settings
     "Every system on the same examples: outputs, per-example scores, and a summary with prompt tokens per request."
@@ -360,12 +361,12 @@ def compare(systems:list,               # the `System`s to run on the same examp
         raise KeyError(f"source_field={source_field!r}: {records.where(i)} has no such field (it has {sorted(records[i])}).")
     frames, rows = [], {}
     for s in systems:
-        ex, seconds = _run_system(s, records, metrics, source_field, gen, label or Path(records.source).name)
+        ex, seconds = _run_system(s, records, metrics, source_field, gen, label or Path(records.source).name, score)
         if frames and ex.reference.tolist() != frames[0].reference.tolist():
             raise ValueError(f"'{s.name}' renders other references than '{systems[0].name}': systems compared must share the completion template.")
         ppl = perplexity(s, records, batch_size=gen['batch_size'])['perplexity'] if with_perplexity else None
         frames.append(ex); rows[s.name] = _summary_row(ex, seconds, ppl)
-    settings = dict(examples=len(records), generation=gen, source_field=source_field, metrics=[type(m).__name__ for m in metrics],
+    settings = dict(examples=len(records), generation=gen, score=None if score is None else getattr(score, '__name__', repr(score)), source_field=source_field, metrics=[type(m).__name__ for m in metrics],
                     systems={s.name: _system_info(s) for s in systems}, machine=machine_info(),
                     created=datetime.datetime.now().isoformat(timespec='seconds'))
     return EvalResult(pd.DataFrame.from_dict(rows, orient='index').rename_axis('system'), pd.concat(frames, ignore_index=True), settings)

@@ -11,7 +11,7 @@ import pandas as pd, psutil, torch
 from fastcore.basics import patch_to
 from tqdm import tqdm  # text bar: disable=None shows it in a terminal only
 from .core import quiet_checkpointing_rename
-from .data import RECORD_FILES, PromptTemplate, conversation_pair, fill, make_pairs, prompt_text
+from .data import RECORD_FILES, PromptTemplate, conversation_pair, fill, make_pairs, prompt_text, read_records
 from .quant import load_model
 from .model import load_tokenizer
 
@@ -152,6 +152,7 @@ def check_generation(max_new_tokens:int=128, # upper bound on the answer length,
                      batch_size:int=8,       # prompts per forward pass
                      seed:int=0,             # the seed sampling starts from
                      min_new_tokens:int=0,   # lower bound on the answer length (EOS is ignored before it; for benchmarks: equal work per prompt)
+                     candidates:int=1,       # answers per prompt for a `score` to choose among: the first as these settings say, the others sampled
                     )->dict:                 # every setting, the defaults filled in
     "The generation settings, checked: one clear error lists every setting that cannot work and how to fix it."
     bad = []
@@ -164,18 +165,26 @@ def check_generation(max_new_tokens:int=128, # upper bound on the answer length,
     if not isint(seed): bad.append(f"seed={seed!r}: use a whole number")
     if not isint(min_new_tokens) or not 0 <= min_new_tokens <= (max_new_tokens if isint(max_new_tokens) else min_new_tokens):
         bad.append(f"min_new_tokens={min_new_tokens!r}: use a whole number from 0 (off) to max_new_tokens")
+    if not isint(candidates) or candidates < 1: bad.append(f"candidates={candidates!r}: use 1 (one answer per prompt) or more, with a score to choose among them")
     if bad: raise ValueError('Bad generation settings: ' + '; '.join(bad) + '.')
     return dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k, batch_size=batch_size, seed=seed,
-                min_new_tokens=min_new_tokens)
+                min_new_tokens=min_new_tokens, candidates=candidates)
 
 # %% ../nbs/04_system.ipynb #9b33663d
-def _generation_config(tok, max_new_tokens:int, temperature:float, top_p:float, top_k:int, min_new_tokens:int=0):
-    "A transformers GenerationConfig: greedy at temperature 0, sampling above; EOS and pad from `tok`; KV cache on."
-    from transformers import GenerationConfig
-    sampling = (dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k) if temperature > 0
-                else dict(do_sample=False, temperature=None, top_p=None, top_k=None))  # None: no sampling warnings
-    return GenerationConfig(max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens or None, eos_token_id=tok.eos_token_id,
-                            pad_token_id=tok.pad_token_id, use_cache=True, **sampling)  # a model trained with gradient checkpointing may have the cache off
+SAMPLE_TEMPERATURE = 0.7  # the extra candidates' temperature where the settings say greedy (0)
+
+def _next_tokens(logits:torch.Tensor,      # (rows, vocabulary) float32 scores of each row's next token
+                 temperature:torch.Tensor, # (rows,) 0: the most likely token; above 0: a sample at that temperature
+                 top_p:float, top_k:int,   # nucleus and top-k filtering of the sampled rows
+                )->torch.Tensor:           # (rows,) token ids
+    "Each row's next token: the most likely where its temperature is 0, else a sample at that temperature after transformers' top-k and top-p warpers."
+    from transformers.generation import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
+    out, hot = logits.argmax(-1), (temperature > 0).nonzero()[:, 0]
+    if not len(hot): return out
+    warp = LogitsProcessorList(([TopKLogitsWarper(top_k)] if top_k else []) + ([TopPLogitsWarper(top_p)] if top_p < 1 else []))
+    x = warp(None, logits[hot] / temperature[hot, None])  # the warpers read no input ids
+    out[hot] = torch.multinomial(x.softmax(-1), 1)[:, 0]
+    return out
 
 def _answer(tok, new:list, n_prompt:int)->dict:
     "Text, token counts, and whether the answer ended with EOS, from the token ids generated after one prompt."
@@ -196,30 +205,71 @@ def shared_prefix(model,    # the model that will answer
     with torch.inference_mode(): model(input_ids=torch.tensor([ids[0][:n]], device=model.device), cache=cache, use_cache=True, logits_to_keep=1)
     return ids[0][:n], cache
 
-def _generate_batch(model, tok, prompts:list, config, streamer=None, prefix:tuple|None=None)->list:
-    "Answers to one batch of prompts: after the `prefix` they share (from its cache), each prompt's own tokens, left-padded; a `streamer` (one prompt) prints the answer as it is generated."
+# %% ../nbs/04_system.ipynb #decode-loop
+def _decode(model, ids:torch.Tensor, # (rows, length) token ids, the rows padded where `mask` is 0
+            mask:torch.Tensor,       # (rows, length) 1 for a token, 0 for a pad
+            cache,                   # the KV cache of the tokens already run (a shared prefix), or None
+            s:dict,                  # generation settings, from `check_generation`
+            eos:int,                 # the token that ends an answer
+            streamer=None,           # prints the answer of a single row as it is generated
+           )->list:                  # per row, `s['candidates']` lists of new token ids, one after the other
+    "Greedy or sampled decoding with a KV cache, each answer leaving the batch as soon as it ends with EOS; the prompt is run once for all its candidates."
+    from transformers import DynamicCache
+    n, dev = s['candidates'], ids.device
+    cache = DynamicCache(config=model.config) if cache is None else cache
+    done = cache.get_seq_length()
+    step_ids, step_pos = ids[:, done:], (mask.cumsum(-1) - 1).clamp(min=0)[:, done:]  # positions count tokens, not pads
+    temperature = torch.tensor([s['temperature']] + [s['temperature'] or SAMPLE_TEMPERATURE]*(n - 1), device=dev).repeat(len(ids))
+    rows = list(range(len(ids)*n)); new = [[] for _ in rows]
+    if streamer is not None: streamer.put(ids.cpu())
+    for step in range(s['max_new_tokens']):
+        logits = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
+        if step == 0 and n > 1: logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0); cache.batch_repeat_interleave(n)
+        if step < s['min_new_tokens']: logits[:, eos] = -math.inf
+        nxt = _next_tokens(logits, temperature, s['top_p'], s['top_k'])
+        if streamer is not None: streamer.put(nxt.cpu())
+        for r, t in zip(rows, nxt.tolist()): new[r].append(t)
+        going = (nxt != eos).nonzero()[:, 0]
+        if not len(going): break
+        if len(going) < len(rows):  # finished answers leave: the next steps compute only the others
+            cache.batch_select_indices(going); mask, nxt, temperature = mask[going], nxt[going], temperature[going]
+            rows = [rows[i] for i in going.tolist()]
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], -1)
+        step_ids, step_pos = nxt[:, None], mask.sum(-1, keepdim=True) - 1
+    if streamer is not None: streamer.end()
+    return [new[i*n:(i+1)*n] for i in range(len(ids))]
+
+def _generate_batch(model, tok, prompts:list, s:dict, streamer=None, prefix:tuple|None=None)->list:
+    "Per prompt, its candidate answers: after the `prefix` they share (from its cache), each prompt's own tokens, left-padded; a `streamer` (one prompt) prints the answer as it is generated."
     head, cache = prefix or ([], None)
     tails = [ids[len(head):] for ids in tok(prompts, add_special_tokens=False)['input_ids']]
     width = max(map(len, tails))
     as_tensor = lambda rows: torch.tensor(rows, device=model.device)
     ids = as_tensor([head + [tok.pad_token_id]*(width - len(t)) + t for t in tails])
     mask = as_tensor([[1]*len(head) + [0]*(width - len(t)) + [1]*len(t) for t in tails])  # the pads sit between the shared prefix and each prompt's own end
-    past = {}
-    if cache is not None: past['cache'] = copy.deepcopy(cache); past['cache'].batch_repeat_interleave(len(tails))
-    with torch.inference_mode(): out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config, streamer=streamer, **past)
-    return [_answer(tok, row[len(head) + width:].tolist(), len(head) + len(t)) for row, t in zip(out, tails)]
+    if cache is not None: cache = copy.deepcopy(cache); cache.batch_repeat_interleave(len(tails))
+    with torch.inference_mode(): new = _decode(model, ids, mask, cache, s, tok.eos_token_id, streamer)
+    return [[_answer(tok, c, len(head) + len(t)) for c in cands] for cands, t in zip(new, tails)]
 
 # %% ../nbs/04_system.ipynb #a34c8123
+def _choose(answers:list, # one prompt's candidate answers, the settings' own first
+            scores:list,  # their scores, higher is better
+           )->dict:       # the best answer (the earliest of equals), with `candidate` (its index) and every candidate's score
+    "The candidate a score prefers."
+    best = max(range(len(answers)), key=lambda k: scores[k])
+    return dict(answers[best], candidate=best, candidate_scores=list(scores))
+
 def generate_texts(model, tok,    # a model and its prepared tokenizer
                     prompts:list,  # prompt texts, chat template included
                     s:dict,        # generation settings, from `check_generation`
                     desc:str|None='generating', # the progress bar's label (a bar in a terminal only); None: no bar
-                   )->list:        # per prompt: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
-    "Answers to `prompts`, in batches of similar length, left-padded, with a KV cache (the prefix all prompts share computed once), each stopping at EOS."
+                    score=None,    # `score(i, text)`: how good a candidate answer to prompt i is, higher better; needed when `s['candidates'] > 1`
+                   )->list:        # per prompt: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}, and `candidate`, `candidate_scores` with a score
+    "Answers to `prompts`, in batches of similar length, left-padded, with a KV cache (the prefix all prompts share computed once), each stopping at EOS; with candidates, the one `score` prefers."
+    if s['candidates'] > 1 and score is None: raise ValueError(f"candidates={s['candidates']} needs a score to choose among them: pass score=, or candidates=1.")
     ids = tok(list(prompts), add_special_tokens=False)['input_ids']
     order = sorted(range(len(prompts)), key=lambda i: -len(ids[i]))  # similar lengths share a batch: little padding
-    config, out = _generation_config(tok, s['max_new_tokens'], s['temperature'], s['top_p'], s['top_k'], s['min_new_tokens']), [None]*len(prompts)
-    training = model.training
+    out, training = [None]*len(prompts), model.training
     model.eval()  # LoRA dropout off, even for a model straight out of training
     torch.manual_seed(s['seed'])
     bar = tqdm(total=len(prompts), desc=desc, unit='answer', disable=None if desc else True)  # disable=None: drawn in a terminal only
@@ -227,7 +277,8 @@ def generate_texts(model, tok,    # a model and its prepared tokenizer
         prefix = shared_prefix(model, ids) if s['batch_size'] > 1 else None
         for b in range(0, len(order), s['batch_size']):
             idx = order[b:b+s['batch_size']]
-            for i, a in zip(idx, _generate_batch(model, tok, [prompts[i] for i in idx], config, prefix=prefix)): out[i] = a
+            for i, cands in zip(idx, _generate_batch(model, tok, [prompts[i] for i in idx], s, prefix=prefix)):
+                out[i] = cands[0] if score is None else _choose(cands, [score(i, c['text']) for c in cands])
             bar.update(len(idx))
     finally: model.train(training); bar.close()
     return out
@@ -252,11 +303,15 @@ def prompts(self, records, # anything `ftbook.data.read_records` reads
 @patch_to(System)
 def generate(self, records,        # anything `ftbook.data.read_records` reads: a list of dicts, a DataFrame, a .jsonl/.csv/.parquet file
              desc:str|None=None,   # the label of the progress bar drawn in a terminal (default: 'generating: ' and the system's name)
+             score=None,           # `score(record, answer)`: higher for a better answer; with `candidates` above 1 the best candidate is kept
              **settings,           # generation settings, as for `check_generation`
-            )->list:               # per record: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}
-    "Answers to `records`, each prompt rendered exactly as in training."
+            )->list:               # per record: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}, and `candidate`, `candidate_scores` with a score
+    "Answers to `records`, each prompt rendered exactly as in training; with `candidates`, the one `score` finds best."
     checked = check_generation(**settings)  # bad settings fail before the records are read
-    return generate_texts(self.model, self.tok, self.prompts(records), checked, desc=desc or f'generating: {self.name}')
+    prompts = self.prompts(records)
+    if score is not None: records = read_records(records)
+    return generate_texts(self.model, self.tok, prompts, checked, desc=desc or f'generating: {self.name}',
+                          score=None if score is None else lambda i, text: score(records[i], text))
 
 @patch_to(System)
 def ask(self, input:str|dict, # a record, or the text of the template's one prompt field
@@ -316,13 +371,13 @@ def reply(self, messages:list,  # the conversation so far, ending with the user'
     "The next answer in a conversation, its prompt rendered exactly as in training; the oldest exchanges dropped where it outgrows the context (`fit_context`)."
     from transformers import TextStreamer
     s = check_generation(**settings)
+    if s['candidates'] > 1: raise ValueError(f"candidates={s['candidates']}: a chat reply is one answer; choose among candidates with `generate(..., score=)`.")
     messages, dropped = self.fit_context(messages, s['max_new_tokens'])
-    config = _generation_config(self.tok, s['max_new_tokens'], s['temperature'], s['top_p'], s['top_k'], s['min_new_tokens'])
     streamer = TextStreamer(self.tok, skip_prompt=True, skip_special_tokens=True) if stream else None
     training, t0 = self.model.training, time.perf_counter()
     self.model.eval()  # LoRA dropout off, as in `generate`
     torch.manual_seed(s['seed'])
-    try: answer = _generate_batch(self.model, self.tok, [self._chat_prompt(messages)], config, streamer)[0]
+    try: answer = _generate_batch(self.model, self.tok, [self._chat_prompt(messages)], s, streamer)[0][0]
     finally: self.model.train(training)
     return dict(answer, seconds=time.perf_counter() - t0, dropped=dropped)
 

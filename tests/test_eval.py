@@ -2,7 +2,7 @@
 import json
 import pandas as pd, pytest, torch
 from ftbook.data import PromptTemplate
-from ftbook.system import SHARED_MIN, System, base_system, dequantized, four_bit, load_system, shared_prefix
+from ftbook.system import SHARED_MIN, System, _answer, _next_tokens, base_system, dequantized, four_bit, load_system, shared_prefix
 from ftbook.eval import EvalResult, FormatCompliance, Rouge, TextMetric, compare, load_results, perplexity, save_results
 from ftbook.quant import load_model
 from ftbook.testing import TINY_ARCHS, tiny_model
@@ -97,6 +97,7 @@ def test_load_results_of_a_folder_without_results(tmp_path):
     (dict(top_p=0), ['top_p=0', '(0, 1]']),
     (dict(top_k=-1), ['top_k=-1']),
     (dict(batch_size=0), ['batch_size=0']),
+    (dict(candidates=0), ['candidates=0', 'with a score']),
     (dict(temperature=-1, max_new_tokens=0), ['temperature=-1', 'max_new_tokens=0']),  # every problem at once
 ])
 def test_bad_generation_settings(tiny, kwargs, words):
@@ -171,6 +172,55 @@ def test_shared_prefix_gives_the_answers_of_one_by_one(arch):
     assert len(head) >= SHARED_MIN and cache.get_seq_length() == len(head)
     batched, alone = one_by_one_vs_batched(system, n_new=16)
     assert batched == alone
+
+def transformers_tokens(model, tok, prompts:list, n_new:int)->list:
+    "The reference: the new token ids of transformers' own greedy `generate`, one prompt at a time, stopping at the tokenizer's EOS."
+    as_ids = lambda p: tok(p, add_special_tokens=False, return_tensors='pt')['input_ids']
+    return [model.generate(input_ids=as_ids(p), attention_mask=torch.ones_like(as_ids(p)), do_sample=False, max_new_tokens=n_new, eos_token_id=tok.eos_token_id,
+                           pad_token_id=tok.pad_token_id)[0, as_ids(p).shape[1]:].tolist() for p in prompts]
+
+@pytest.mark.parametrize('arch', TINY_ARCHS)
+def test_decoding_equals_transformers_generate_as_answers_end(arch):
+    "ftbook's decoding loop (shared prefix, one batch of prompts of different lengths) gives token for token what transformers' `generate` gives each prompt alone, with an EOS that ends the answers at different steps: an answer that ends leaves the batch and the others go on unchanged."
+    model, tok = load_model(tiny_model(arch), quant=None, dtype=torch.float32)
+    torch.manual_seed(0)
+    with torch.no_grad():  # weights drawn wider than at initialisation, so that the answers differ from prompt to prompt
+        for p in model.parameters():
+            if p.dim() > 1: p.normal_(0, 0.1)
+    system = System(arch, model, tok, LONG)
+    prompts = system.prompts(NOTES)
+    free = transformers_tokens(model, tok, prompts, 16)
+    ends = lambda t: {f.index(t) if t in f else 16 for f in free}  # where the answers would end with t as EOS
+    tok.eos_token = tok.convert_ids_to_tokens(max((t for f in free for t in f), key=lambda t: len(ends(t))))  # the token ending them at the most different steps
+    n_prompt = [len(i) for i in tok(prompts, add_special_tokens=False)['input_ids']]
+    ref = [_answer(tok, new, n) for new, n in zip(transformers_tokens(model, tok, prompts, 16), n_prompt)]
+    assert any(a['stopped'] for a in ref) and len({a['new_tokens'] for a in ref}) > 1  # answers end at different steps
+    assert system.generate(NOTES, max_new_tokens=16, batch_size=len(NOTES)) == ref
+
+def test_sampling_filters_are_those_of_transformers():
+    "Rows at temperature 0 take the most likely token; sampled rows keep only what top-k or top-p leave: with one token left, the most likely."
+    logits = torch.randn(6, 50)
+    hot = torch.tensor([0, 0.7, 0.7, 1.0, 1.0, 0])
+    test = lambda **kw: _next_tokens(logits.clone(), hot, **kw)
+    torch.manual_seed(0)
+    assert torch.equal(test(top_p=1.0, top_k=1), logits.argmax(-1))
+    assert torch.equal(test(top_p=1e-6, top_k=0), logits.argmax(-1))
+    sampled = torch.stack([test(top_p=1.0, top_k=3) for _ in range(50)])
+    assert all(set(sampled[:, i].tolist()) <= set(logits[i].topk(3).indices.tolist()) for i in range(6))  # only the top 3
+    assert (sampled[:, hot > 0] != logits.argmax(-1)[hot > 0]).any() and (sampled[:, hot == 0] == logits.argmax(-1)[hot == 0]).all()
+
+def test_candidates_keep_the_answer_the_score_prefers(tiny):
+    "With candidates=3 the first candidate is the greedy answer, the others are sampled; the one with the highest score is kept, the same on a second run."
+    greedy = tiny.generate(NOTES, max_new_tokens=12)
+    score = lambda record, answer: len(answer)  # any function of the record and the answer: here, the longest answer wins
+    chosen = tiny.generate(NOTES, max_new_tokens=12, candidates=3, score=score)
+    for g, c in zip(greedy, chosen):
+        assert len(c['candidate_scores']) == 3 and c['candidate_scores'][0] == len(g['text'])  # candidate 0 is the greedy answer
+        assert len(c['text']) == max(c['candidate_scores']) == c['candidate_scores'][c['candidate']]
+    assert any(c['candidate'] > 0 for c in chosen)  # sampling found a longer answer somewhere
+    assert tiny.generate(NOTES, max_new_tokens=12, candidates=3, score=score) == chosen  # seeded: repeatable
+    with pytest.raises(ValueError, match='needs a score'): tiny.generate(NOTES, max_new_tokens=4, candidates=2)
+    with pytest.raises(ValueError, match='one answer'): tiny.reply([dict(role='user', content='Cough.')], candidates=2)
 
 def test_shared_prefix_needs_two_prompts_and_leaves_each_a_token():
     model, tok = load_model(tiny_model('llama'), quant=None, dtype=torch.float32)

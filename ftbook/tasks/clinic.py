@@ -10,7 +10,7 @@ from ..data import PromptTemplate, escape_braces
 _all_ = ['SHORT_TEMPLATE']  # what a user calls; the rest is exported for the package's own use
 
 # %% auto #0
-__all__ = ['SHORT_TEMPLATE']
+__all__ = ['clinic_score', 'SHORT_TEMPLATE']
 
 # %% ../../nbs/20_clinic.ipynb #e925c2f4
 SUMMARY_SECTIONS = ('Patient:', 'Chief complaint:', 'Key findings:', 'Assessment:', 'Plan:', 'Medications:', 'Follow-up:')
@@ -274,3 +274,11 @@ def unsupported_claims(note:str,    # what the model was given
     out += [f'negated in the note: {t}' for t in sorted(negated_terms(note)) if _affirms(found, t) and not _affirms(note, t)]
     return out
 
+
+# %% ../../nbs/20_clinic.ipynb #clinic-score
+def clinic_score(record:dict, # a record holding the `note`
+                 summary:str, # one candidate summary of it
+                )->tuple:     # (format problems, unsupported claims, the note's medication facts kept): more is better, the first two negated
+    "How good a candidate summary is by the guard's lights: on the format, then supported, then complete; a `score` for `generate` and `compare`."
+    note = record['note']
+    return -len(format_problems(summary)), -len(unsupported_claims(note, summary)), len(medication_facts(summary) & medication_facts(note))
