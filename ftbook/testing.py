@@ -65,6 +65,21 @@ def lora_smoke_step(model,    # a loaded model (a tiny one, in tests)
     b = [p for n,p in m.named_parameters() if 'lora_B' in n]
     return dict(loss=out.loss.item(), lora_B=len(b), lora_B_with_grad=sum(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in b))
 
+# %% ../nbs/65_testing.ipynb #rand-lora
+def random_lora(model,         # a loaded model, 4-bit or not
+                r:int=4,       # the adapter's rank (alpha is twice it)
+                std:float=0.5, # the spread of the B matrices' random values
+                seed:int=0,    # their seed
+               ):              # a PEFT model, in eval mode
+    "`model` with a LoRA adapter on every linear layer whose B matrices are random, so that it changes the output as a trained adapter does."
+    from peft import LoraConfig, get_peft_model
+    m = get_peft_model(model, LoraConfig(r=r, lora_alpha=2*r, lora_dropout=0.0, target_modules='all-linear', task_type='CAUSAL_LM'))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if 'lora_B' in n: p.normal_(0, std)
+    return m.eval()
+
 # %% ../nbs/65_testing.ipynb #chat-tok
 CHAT_TEMPLATES = dict(  # chat templates of four model families, as their tokenizer_config.json ships them (shortened where noted)
     chatml=None,  # SmolLM2's own: ChatML, with a default system prompt when the conversation has none

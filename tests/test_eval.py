@@ -5,7 +5,7 @@ from ftbook.data import PromptTemplate
 from ftbook.system import SHARED_MIN, System, _answer, _next_tokens, base_system, dequantized, four_bit, load_system, shared_prefix
 from ftbook.eval import EvalResult, FormatCompliance, Rouge, TextMetric, compare, load_results, perplexity, save_results
 from ftbook.quant import load_model
-from ftbook.testing import TINY_ARCHS, tiny_model
+from ftbook.testing import TINY_ARCHS, random_lora, tiny_model
 
 T = PromptTemplate(prompt='Note: {note}', completion='{summary}', system='Summarise the clinic note in three lines.')
 NOTES = [dict(note='Cough.', summary='Patient: adult\nProblem: cough\nPlan: rest'),
@@ -232,12 +232,8 @@ def test_shared_prefix_needs_two_prompts_and_leaves_each_a_token():
 
 def adapter_run(tmp_path, arch='llama'):
     "A run folder as training leaves it: a LoRA adapter (random B, so it changes the answers) on the tiny model in 4 bits, with tokenizer and template."
-    from peft import LoraConfig, get_peft_model
     model, tok = load_model(tiny_model(arch))
-    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules='all-linear', task_type='CAUSAL_LM'))
-    torch.manual_seed(0)
-    for n, p in peft.named_parameters():
-        if 'lora_B' in n: torch.nn.init.normal_(p, std=0.5)
+    peft = random_lora(model)
     peft.save_pretrained(tmp_path/'adapter'); tok.save_pretrained(tmp_path/'adapter')
     (tmp_path/'adapter'/'template.json').write_text(json.dumps(LONG.to_dict()))
     return tmp_path/'adapter'

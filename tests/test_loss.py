@@ -1,10 +1,10 @@
 "ftbook.loss on the real model: SmolLM2-135M-Instruct in 4 bits with a LoRA adapter, under bfloat16 autocast as in training, gives the loss and the gradients of the model's own loss."
 import torch
-from peft import LoraConfig, get_peft_model
 from ftbook.data import PromptTemplate, collate, make_pairs, pack_examples, tokenize_pairs
 from ftbook.loss import completion_loss, loss_for
 from ftbook.quant import load_model
 from ftbook.layout import cpu_inference_repacking
+from ftbook.testing import random_lora
 
 NOTES = [dict(note=f'Patient {i} reports a cough for {i+2} days, no fever. Lungs clear. Temperature 37.{i} C.',
               summary=f'Complaint: cough, {i+2} days.\nFindings: lungs clear, afebrile (37.{i} C).\nPlan: fluids, review in one week.') for i in range(6)]
@@ -13,11 +13,7 @@ def lora_model():
     "SmolLM2 in 4 bits with LoRA on every linear layer, its B matrices random so that the adapter changes the output."
     model, tok = load_model()
     cpu_inference_repacking(model, False)  # the training layout, as in a run
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules='all-linear', task_type='CAUSAL_LM'))
-    torch.manual_seed(0)
-    for n, p in model.named_parameters():
-        if 'lora_B' in n: torch.nn.init.normal_(p, std=0.01)
-    return model, tok
+    return random_lora(model, r=8, std=0.01), tok
 
 def loss_and_grad(model, loss_fn):
     model.zero_grad()
