@@ -13,7 +13,7 @@ from .core import atomic_dir, cache_dir, machine_info
 from .widgets import load_ipywidgets, widget_box
 from .data import PromptTemplate, Records, reads_messages, collate, make_pairs, normalize, read_records, tokenize_pairs
 from .loss import loss_for
-from .system import System, base_system, check_generation, four_bit, load_system, read_template
+from .system import System, base_system, check_generation, check_score, four_bit, load_system, read_template
 
 _all_ = ['compare', 'plot_comparison', 'save_results', 'load_results', 'explore', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance', 'FactRecall', 'Unsupported', 'unsupported_by', 'fact_extractor', 'metric_menu', 'evaluate_run', 'side_by_side']  # what a user calls; the rest is exported for the package's own use
 
@@ -354,6 +354,7 @@ def compare(systems:list,               # the `System`s to run on the same examp
     "Every system on the same examples: outputs, per-example scores, and a summary with prompt tokens per request."
     _check_systems(systems)
     gen = check_generation(**kwargs)
+    check_score(gen, score)
     if isinstance(records, (list, tuple, pd.DataFrame)) and not len(records): raise ValueError("No records: pass at least one example.")
     records = read_records(records)
     for s in systems: s.prompts(records); make_pairs(records, s.template)  # every system renders every record and its reference, before any generation
@@ -465,12 +466,13 @@ def evaluate_run(adapter:str|Path,            # a training run's adapter/ folder
                  out:str|Path|None=None,      # the folder to write (default: eval-<data file name> in the run folder)
                  limit:int|None=None,         # the first `limit` records only
                  with_perplexity:bool=True,   # also the validation perplexity of the references
+                 score=None,                  # `score(record, answer)`, higher better: with `candidates` above 1, each system keeps its best candidate
                  **settings,                  # generation settings, as for `ftbook.system.check_generation`
                 )->EvalResult:                # also written to `out`: summary.csv, examples.csv, examples.jsonl, results.json
     "The fine-tuned run, and the base model with the user's own prompt, on a file of records, scored with metrics from the menu."
     if isinstance(metrics, str): metric_menu(metrics)  # a name, not a list: the menu says so
     metrics = [metric_menu([m])[0] if isinstance(m, str) else m for m in metrics]
-    check_generation(**settings)  # bad settings, data and prompts fail before a model loads
+    check_score(check_generation(**settings), score)  # bad settings, data and prompts fail before a model loads
     if limit is not None and (not isinstance(limit, int) or limit < 1): raise ValueError(f"limit={limit!r}: use a whole number of at least 1.")
     records = read_records(data)
     records = Records(records[:limit], records.source, records.locations[:limit])
@@ -481,7 +483,7 @@ def evaluate_run(adapter:str|Path,            # a training run's adapter/ folder
     source_field = source_field or (fields[0] if len(fields) == 1 and fields[0] in records[0] else None)  # else: each prompt
     systems = [load_system(adapter, name='fine-tuned')]
     if base_template is not None: systems.insert(0, base_system(adapter, 'base model + your prompt', base_template))
-    result = compare(systems, records, metrics, source_field=source_field, with_perplexity=with_perplexity, **settings)
+    result = compare(systems, records, metrics, source_field=source_field, with_perplexity=with_perplexity, score=score, **settings)
     dest = Path(out) if out else Path(adapter).parent/f"eval-{Path(data).stem if isinstance(data, (str, Path)) else 'records'}"
     result.settings['saved_to'] = str(dest)
     save_results(result, dest.parent, dest.name)
@@ -561,7 +563,7 @@ def explore(systems:list,                  # the `System`s that can be shown
     _check_systems(systems); records = read_records(records)
     if result is not None and result.settings['examples'] != len(records):
         raise ValueError(f"result holds {result.settings['examples']} examples but {len(records)} records were given: pass the records it was computed on.")
-    gen = {**check_generation(), **(result.settings['generation'] if result is not None else {}), 'batch_size': 1}
+    gen = {**check_generation(), **(result.settings['generation'] if result is not None else {}), 'batch_size': 1, 'candidates': 1}  # one answer per view
     w = _controls(len(records), gen, [s.name for s in systems])
     key = lambda name, i, t, n: (i, round(t, 3), n, name)  # what an output depends on
     cache = {key(r.system, r.example, gen['temperature'], gen['max_new_tokens']): r for _, r in result.examples.iterrows()} if result is not None else {}

@@ -186,6 +186,20 @@ def _next_tokens(logits:torch.Tensor,      # (rows, vocabulary) float32 scores o
     out[hot] = torch.multinomial(x.softmax(-1), 1)[:, 0]
     return out
 
+_UNAPPLIED = ('bad_words_ids', 'suppress_tokens', 'begin_suppress_tokens', 'sequence_bias', 'forced_bos_token_id', 'forced_eos_token_id',
+              'exponential_decay_length_penalty', 'encoder_repetition_penalty')
+
+def _model_processors(model)->list:
+    "The logits processors the model's own generation_config asks for, as `generate` applies them: repetition penalty and no-repeat n-grams; any other is named in a warning."
+    from transformers.generation import NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
+    g = getattr(model, 'generation_config', None)
+    if g is None: return []
+    if other := [k for k in _UNAPPLIED if getattr(g, k, None)]:
+        warnings.warn(f"The model's generation_config sets {', '.join(other)}, which ftbook's generation does not apply: its answers can differ from "
+                      f"transformers' `generate`. Remove them from generation_config.json if the model does not need them.")
+    return ([RepetitionPenaltyLogitsProcessor(g.repetition_penalty)] if g.repetition_penalty not in (None, 1.0) else []) + \
+           ([NoRepeatNGramLogitsProcessor(g.no_repeat_ngram_size)] if g.no_repeat_ngram_size else [])
+
 def _answer(tok, new:list, n_prompt:int)->dict:
     "Text, token counts, and whether the answer ended with EOS, from the token ids generated after one prompt."
     stopped = tok.eos_token_id in new
@@ -221,10 +235,12 @@ def _decode(model, ids:torch.Tensor, # (rows, length) token ids, the rows padded
     step_ids, step_pos = ids[:, done:], (mask.cumsum(-1) - 1).clamp(min=0)[:, done:]  # positions count tokens, not pads
     temperature = torch.tensor([s['temperature']] + [s['temperature'] or SAMPLE_TEMPERATURE]*(n - 1), device=dev).repeat(len(ids))
     rows = list(range(len(ids)*n)); new = [[] for _ in rows]
+    processors, seq = _model_processors(model), ids.repeat_interleave(n, 0)  # every token so far, for the processors that read them
     if streamer is not None: streamer.put(ids.cpu())
     for step in range(s['max_new_tokens']):
         logits = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
         if step == 0 and n > 1: logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0); cache.batch_repeat_interleave(n)
+        for p in processors: logits = p(seq, logits)
         if step < s['min_new_tokens']: logits[:, eos] = -math.inf
         nxt = _next_tokens(logits, temperature, s['top_p'], s['top_k'])
         if streamer is not None: streamer.put(nxt.cpu())
@@ -232,9 +248,9 @@ def _decode(model, ids:torch.Tensor, # (rows, length) token ids, the rows padded
         going = (nxt != eos).nonzero()[:, 0]
         if not len(going): break
         if len(going) < len(rows):  # finished answers leave: the next steps compute only the others
-            cache.batch_select_indices(going); mask, nxt, temperature = mask[going], nxt[going], temperature[going]
+            cache.batch_select_indices(going); mask, nxt, temperature, seq = mask[going], nxt[going], temperature[going], seq[going]
             rows = [rows[i] for i in going.tolist()]
-        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], -1)
+        mask, seq = torch.cat([mask, mask.new_ones(len(rows), 1)], -1), torch.cat([seq, nxt[:, None]], -1)
         step_ids, step_pos = nxt[:, None], mask.sum(-1, keepdim=True) - 1
     if streamer is not None: streamer.end()
     return [new[i*n:(i+1)*n] for i in range(len(ids))]
@@ -252,6 +268,12 @@ def _generate_batch(model, tok, prompts:list, s:dict, streamer=None, prefix:tupl
     return [[_answer(tok, c, len(head) + len(t)) for c in cands] for cands, t in zip(new, tails)]
 
 # %% ../nbs/04_system.ipynb #a34c8123
+def check_score(s:dict, # generation settings, from `check_generation`
+                score,  # the function that chooses among candidates, or None
+               ):
+    "Candidates need a score to choose among them: refused here, before any model work."
+    if s['candidates'] > 1 and score is None: raise ValueError(f"candidates={s['candidates']} needs a score to choose among them: pass score=, or candidates=1.")
+
 def _choose(answers:list, # one prompt's candidate answers, the settings' own first
             scores:list,  # their scores, higher is better
            )->dict:       # the best answer (the earliest of equals), with `candidate` (its index) and every candidate's score
@@ -266,7 +288,7 @@ def generate_texts(model, tok,    # a model and its prepared tokenizer
                     score=None,    # `score(i, text)`: how good a candidate answer to prompt i is, higher better; needed when `s['candidates'] > 1`
                    )->list:        # per prompt: {'text', 'prompt_tokens', 'new_tokens', 'stopped'}, and `candidate`, `candidate_scores` with a score
     "Answers to `prompts`, in batches of similar length, left-padded, with a KV cache (the prefix all prompts share computed once), each stopping at EOS; with candidates, the one `score` prefers."
-    if s['candidates'] > 1 and score is None: raise ValueError(f"candidates={s['candidates']} needs a score to choose among them: pass score=, or candidates=1.")
+    check_score(s, score)
     ids = tok(list(prompts), add_special_tokens=False)['input_ids']
     order = sorted(range(len(prompts)), key=lambda i: -len(ids[i]))  # similar lengths share a batch: little padding
     out, training = [None]*len(prompts), model.training

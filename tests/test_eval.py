@@ -179,14 +179,21 @@ def transformers_tokens(model, tok, prompts:list, n_new:int)->list:
     return [model.generate(input_ids=as_ids(p), attention_mask=torch.ones_like(as_ids(p)), do_sample=False, max_new_tokens=n_new, eos_token_id=tok.eos_token_id,
                            pad_token_id=tok.pad_token_id)[0, as_ids(p).shape[1]:].tolist() for p in prompts]
 
-@pytest.mark.parametrize('arch', TINY_ARCHS)
-def test_decoding_equals_transformers_generate_as_answers_end(arch):
-    "ftbook's decoding loop (shared prefix, one batch of prompts of different lengths) gives token for token what transformers' `generate` gives each prompt alone, with an EOS that ends the answers at different steps: an answer that ends leaves the batch and the others go on unchanged."
+def varied_model(arch:str):
+    "A tiny model whose weights are drawn wider than at initialisation, so that its answers differ from prompt to prompt."
     model, tok = load_model(tiny_model(arch), quant=None, dtype=torch.float32)
     torch.manual_seed(0)
-    with torch.no_grad():  # weights drawn wider than at initialisation, so that the answers differ from prompt to prompt
+    with torch.no_grad():
         for p in model.parameters():
             if p.dim() > 1: p.normal_(0, 0.1)
+    return model, tok
+
+@pytest.mark.parametrize('shared', [True, False])
+@pytest.mark.parametrize('arch', TINY_ARCHS)
+def test_decoding_equals_transformers_generate_as_answers_end(arch, shared, monkeypatch):
+    "ftbook's decoding loop (one batch of prompts of different lengths, with and without the shared prefix's cache) gives token for token what transformers' `generate` gives each prompt alone, with an EOS that ends the answers at different steps: an answer that ends leaves the batch and the others go on unchanged."
+    if not shared: monkeypatch.setattr('ftbook.system.SHARED_MIN', 10**6)  # no prefix is long enough: plain left-padded batches
+    model, tok = varied_model(arch)
     system = System(arch, model, tok, LONG)
     prompts = system.prompts(NOTES)
     free = transformers_tokens(model, tok, prompts, 16)
@@ -196,13 +203,27 @@ def test_decoding_equals_transformers_generate_as_answers_end(arch):
     ref = [_answer(tok, new, n) for new, n in zip(transformers_tokens(model, tok, prompts, 16), n_prompt)]
     assert any(a['stopped'] for a in ref) and len({a['new_tokens'] for a in ref}) > 1  # answers end at different steps
     assert system.generate(NOTES, max_new_tokens=16, batch_size=len(NOTES)) == ref
+    assert all(a['new_tokens'] == 16 for a in system.generate(NOTES, max_new_tokens=16, min_new_tokens=16, batch_size=len(NOTES)))  # EOS barred before 16
+
+def test_decoding_applies_the_models_own_generation_config():
+    "A repetition penalty and no-repeat n-grams in the model's generation_config change the answers, as in transformers' `generate`; a processor ftbook does not apply is named in a warning."
+    model, tok = varied_model('llama')
+    system = System('llama', model, tok, LONG)
+    plain = system.generate(NOTES, max_new_tokens=16, batch_size=len(NOTES))
+    model.generation_config.repetition_penalty, model.generation_config.no_repeat_ngram_size = 1.5, 2
+    n_prompt = [len(i) for i in tok(system.prompts(NOTES), add_special_tokens=False)['input_ids']]
+    ref = [_answer(tok, new, n) for new, n in zip(transformers_tokens(model, tok, system.prompts(NOTES), 16), n_prompt)]
+    got = system.generate(NOTES, max_new_tokens=16, batch_size=len(NOTES))
+    assert got == ref and got != plain
+    model.generation_config.suppress_tokens = [5]
+    with pytest.warns(UserWarning, match='suppress_tokens, which ftbook'): system.generate(NOTES[:1], max_new_tokens=2)
 
 def test_sampling_filters_are_those_of_transformers():
     "Rows at temperature 0 take the most likely token; sampled rows keep only what top-k or top-p leave: with one token left, the most likely."
+    torch.manual_seed(0)
     logits = torch.randn(6, 50)
     hot = torch.tensor([0, 0.7, 0.7, 1.0, 1.0, 0])
     test = lambda **kw: _next_tokens(logits.clone(), hot, **kw)
-    torch.manual_seed(0)
     assert torch.equal(test(top_p=1.0, top_k=1), logits.argmax(-1))
     assert torch.equal(test(top_p=1e-6, top_k=0), logits.argmax(-1))
     sampled = torch.stack([test(top_p=1.0, top_k=3) for _ in range(50)])
@@ -212,14 +233,15 @@ def test_sampling_filters_are_those_of_transformers():
 def test_candidates_keep_the_answer_the_score_prefers(tiny):
     "With candidates=3 the first candidate is the greedy answer, the others are sampled; the one with the highest score is kept, the same on a second run."
     greedy = tiny.generate(NOTES, max_new_tokens=12)
-    score = lambda record, answer: len(answer)  # any function of the record and the answer: here, the longest answer wins
+    score = lambda record, answer: (len(answer), answer)  # any function of the record and the answer: here, the longest answer wins
     chosen = tiny.generate(NOTES, max_new_tokens=12, candidates=3, score=score)
     for g, c in zip(greedy, chosen):
-        assert len(c['candidate_scores']) == 3 and c['candidate_scores'][0] == len(g['text'])  # candidate 0 is the greedy answer
-        assert len(c['text']) == max(c['candidate_scores']) == c['candidate_scores'][c['candidate']]
+        assert len(c['candidate_scores']) == 3 and c['candidate_scores'][0] == (len(g['text']), g['text'])  # candidate 0 is the greedy answer
+        assert (len(c['text']), c['text']) == max(c['candidate_scores']) == c['candidate_scores'][c['candidate']]
     assert any(c['candidate'] > 0 for c in chosen)  # sampling found a longer answer somewhere
     assert tiny.generate(NOTES, max_new_tokens=12, candidates=3, score=score) == chosen  # seeded: repeatable
     with pytest.raises(ValueError, match='needs a score'): tiny.generate(NOTES, max_new_tokens=4, candidates=2)
+    with pytest.raises(ValueError, match='needs a score'): compare([tiny], NOTES, [Rouge()], candidates=2)
     with pytest.raises(ValueError, match='one answer'): tiny.reply([dict(role='user', content='Cough.')], candidates=2)
 
 def test_shared_prefix_needs_two_prompts_and_leaves_each_a_token():
