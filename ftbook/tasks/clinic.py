@@ -219,6 +219,115 @@ def _affirms(text:str, term:str)->bool:
     return any(not _negated_at(c, m.start(), _NOT_STATED, _NOT_STATED_LIST) for c in _clauses(text) for m in pat.finditer(c))
 
 
+# %% ../../nbs/20_clinic.ipynb #guard-drugs
+def _parts(text:str)->list: return [p for p in re.split(r'\n|;|\.\s|\.$', text) if p.strip()]  # lines and sentences ('from 25 mg, to 50 mg' stays whole)
+
+def by_drug(text:str, # a note or a summary
+            find,     # part of `text` -> [(position, value), ...]: the doses, frequencies, ... written in it
+           )->dict:   # drug -> the values written after one of its names, before the next drug named
+    "What `text` says of each drug it names: each value `find` finds in a line or sentence goes to the drug named last before it."
+    out = {}
+    for part in _parts(text):
+        names = [(m.start(), _DRUG[m[0].lower()]) for m in _DRUG_NAME.finditer(part)]
+        for _, drug in names: out.setdefault(drug, set())
+        for at, value in find(part):
+            if before := [drug for start, drug in names if start < at]: out[before[-1]].add(value)
+    return out
+
+_DOSE = re.compile(_dose_re('x'), re.I)
+def drug_doses(text:str)->dict:
+    "drug -> the doses `text` gives it: after its name in the same line or sentence ('metoprolol: increase from 25 mg to 50 mg'), or just before it ('500 mg of amoxicillin')."
+    out = by_drug(text, lambda part: [(m.start(), normalize_dose(m['nx'], m['ux'])) for m in _DOSE.finditer(part)])
+    for m in _FACT.finditer(text):
+        if m['d2']: out.setdefault(_DRUG[m['d2'].lower()], set()).add(normalize_dose(m['n2'], m['u2']))
+    return out
+
+# %% ../../nbs/20_clinic.ipynb #guard-stopped
+_STOP = re.compile(r"\b(?:stop(?:ped|ping|s)?|discontinu\w*|d/c(?:'?d)?|dc'?d|hold|held|holding|ceas\w*|came off|come off|withdrawn?|replaced?)\b", re.I)
+_RESTART = re.compile(r'\b(?:restart\w*|resum\w*|re-start\w*|continu\w*|start\w*|began|begin|new)\b', re.I)
+_CONDITION = re.compile(r'\b(?:if|unless|when|until)\b', re.I)  # 'hold if stools go loose' stops nothing yet
+def _segments(text:str)->list: return [s for s in re.split(r'\n|;|,|\.\s|\.$', text) if s.strip()]
+
+def stopped_drugs(note:str)->set:
+    "The drugs `note` stops or holds: a stop word whose nearest drug name in its phrase is the drug, unless another phrase starts or continues it."
+    stopped, kept = set(), set()
+    for phrase in _segments(note):
+        names = [(m.start(), _DRUG[m[0].lower()]) for m in _DRUG_NAME.finditer(phrase)]
+        if not names or _CONDITION.search(phrase): continue
+        for cue, found in ((_STOP, stopped), (_RESTART, kept)):
+            found |= {min(names, key=lambda n: abs(n[0] - m.start()))[1] for m in cue.finditer(phrase)}
+    return stopped - kept
+
+# %% ../../nbs/20_clinic.ipynb #guard-durations
+_HOURS = dict(hour=1, day=24, week=168, month=730, year=8760)
+_COUNT = r'(\d+(?:\.\d+)?|' + '|'.join(_WORD_NUMBER) + ')'
+_SAID_DURATION = re.compile(rf'\b(?:for|in|within|after|over|of|x|since|past|last|lasting)\s+(?:the\s+)?(?:past\s+|last\s+)?{_COUNT}(?:\s*(?:-|to)\s*(\d+))?'
+                            r'[\s-]+(hour|day|week|month|year)s?\b(?![\s-]*old)', re.I)  # 'for 3 days', 'in 2 to 3 weeks'; not '71-year-old'
+_NOTE_DURATION = re.compile(rf'(?<![a-wyz\d.]){_COUNT}(?:\s*(?:-|to|or)\s*{_COUNT})?[\s-]*(?:more\s+|further\s+|extra\s+)?'
+                            r'(h|hrs?|hours?|d|days?|wks?|w|weeks?|mo|mos|months?|m|y|yrs?|years?)(?![a-z])', re.I)  # 'x3d', '2 wks', '32w3d', '3 more days'
+_UNIT_NAMES = dict(hour=('h', 'hr', 'hrs'), day=('d',), week=('w', 'wk', 'wks'), month=('m', 'mo', 'mos'), year=('y', 'yr', 'yrs'))
+
+def _hours(count:str, unit:str)->float:
+    "A duration in hours: ('3', 'days') -> 72.0, ('two', 'wks') -> 336.0."
+    unit = next(k for k, short in _UNIT_NAMES.items() if unit.lower().startswith(k) or unit.lower() in short)
+    return float(_WORD_NUMBER.get(count.lower()) or count) * _HOURS[unit]
+
+def note_durations(note:str)->set:
+    "Every duration `note` writes, in hours: '3 days', 'x3d', '2-3 wks', '3/7' (days), '6/52' (weeks), 'q6h', 'POD 10', 'yesterday'."
+    out = {_hours(n, m[3]) for m in _NOTE_DURATION.finditer(note) for n in m.groups()[:2] if n}
+    out |= {_hours(n, {'7': 'day', '52': 'week', '12': 'month'}[d]) for n, d in re.findall(r'\b(\d+)/(7|52|12)\b', note)}
+    out |= {float(n) for n in re.findall(r'\bq(\d+)h', note, re.I)} | {24.0 * int(n) for n in re.findall(r'\b(?:POD|day)\s*#?\s*(\d+)', note, re.I)}
+    return out | ({24.0} if re.search(r'\b(?:yesterday|overnight|last night)\b', note, re.I) else set()) | ({336.0} if re.search(r'\bfortnight', note, re.I) else set())
+
+def duration_claims(note:str, summary:str)->list:
+    "The durations of `summary` ('for 6 days', 'in 2 weeks') its note never writes, whatever the note's numbers are for."
+    known = note_durations(note)
+    return list(dict.fromkeys(f'duration {m[0].split(maxsplit=1)[1]}' for m in _SAID_DURATION.finditer(summary) for n in m.groups()[:2] if n and _hours(n, m[3]) not in known))
+
+# %% ../../nbs/20_clinic.ipynb #guard-frequency
+_FREQUENCY = {'daily': r'daily|once daily|once a day|qd|od|every day|each day|q24h|every morning|in the morning|qam|mane',
+              'twice daily': r'twice daily|twice a day|bid|b\.i\.d\.?|bd|q12h|every 12 hours|(?:2|two) times (?:a|per) day',
+              'three times daily': r'three times daily|three times a day|tid|t\.i\.d\.?|tds|q8h|every 8 hours|(?:3|three) times (?:a|per) day',
+              'four times daily': r'four times daily|four times a day|qid|q\.i\.d\.?|qds|q6h|every 6 hours|(?:4|four) times (?:a|per) day',
+              'at bedtime': r'at bedtime|qhs|hs|at night|nightly|before bed|nocte', 'weekly': r'weekly|once a week|every week|qwk', 'once': r'once|x1|single dose|stat'}
+_FREQUENCY_RE = {k: re.compile(rf'(?<![\w/])(?:{v})(?![\w/])', re.I) for k, v in _FREQUENCY.items()}
+
+def _frequencies(part:str)->list:
+    "(position, frequency) of each frequency written in `part`; where matches overlap the longest wins ('once daily' is daily, not once)."
+    found = sorted(((m.start(), m.end(), k) for k, pat in _FREQUENCY_RE.items() for m in pat.finditer(part)), key=lambda f: f[0] - f[1])
+    kept = []
+    for a, b, k in found:
+        if all(b <= a2 or a >= b2 for a2, b2, _ in kept): kept.append((a, b, k))
+    return sorted((a, k) for a, _, k in kept)
+
+def frequency_claims(note:str, summary:str)->list:
+    "A drug's frequency in `summary` that the note never gives that drug (a note that gives it none is not judged)."
+    given = by_drug(note, _frequencies)
+    return [f'frequency {d} {f}' for d, said in by_drug(summary, _frequencies).items() if given.get(d) for f in sorted(said - given[d])]
+
+# %% ../../nbs/20_clinic.ipynb #guard-normal
+_NORMAL = r'normal|clear|unremarkable|intact|negative'
+_SAID_NORMAL = re.compile(rf"\b(?:{_NORMAL}|no|without)\s+((?:[a-z][a-z'-]*\s*){{1,3}})|((?:[a-z][a-z'-]*\s+){{1,3}})(?:(?:is|are|was|were)\s+)?(?:{_NORMAL})\s*$", re.I)
+_NOTE_NORMAL = re.compile(r"\b(?:normal|nl|wnl|unremarkable|clear|ctab?|intact|negative|neg|no|not|nil|without|denies|denied|full|soft|benign|ok|fine|non-?[a-z]+|absent|none)\b|\(-\)|-ve\b", re.I)
+_FILLER = {'the', 'and', 'with', 'both', 'left', 'right', 'on', 'of', 'in', 'at', 'to', 'a', 'an', 'or', 'any', 'signs', 'sign', 'evidence', 'other', 'are', 'is', 'was', 'were', 'exam'}
+_SPELLED = {'tm': 'tympanic membrane', 'tms': 'tympanic membranes', 'ua': 'urinalysis', 'u/a': 'urinalysis', 'ctab': 'lungs clear', 'cta': 'lungs clear',
+            'nsr': 'normal sinus rhythm', 'cxr': 'chest x-ray', 'dre': 'rectal exam', 'le': 'leg', 'slr': 'straight leg raise', 'abd': 'abdomen', 'bs': 'bowel sounds'}
+_SHORTHAND = re.compile(r'(?<![\w/])(' + '|'.join(re.escape(k) for k in _SPELLED) + r')(?![\w/])', re.I)
+
+def _stems(text:str)->set: return {w[:6] for w in re.findall(r"[a-z][a-z'-]*", text.lower())}  # 'membranes' and 'membrane' agree
+
+def contradicted_findings(note:str, summary:str)->list:
+    "What `summary` calls normal or absent ('normal bowel sounds', 'no speech problem', 'lungs clear') where the note names it only in sentences with no normal or negative word."
+    spelled = _SHORTHAND.sub(lambda m: f'{m[0]} {_SPELLED[m[0].lower()]}', note)  # 'TM nl' -> 'TM tympanic membrane nl'
+    clauses = [(_stems(c), bool(_NOTE_NORMAL.search(c))) for c in _clauses(spelled)]
+    found, out = '\n'.join(c for k, c in parse_summary(summary).items() if k in ('Chief complaint', 'Key findings')), []
+    for phrase in re.split(r'[;,\n]', found):
+        for m in _SAID_NORMAL.finditer(phrase):
+            stems = {w[:6] for w in re.findall(r"[a-z][a-z'-]*", (m[1] or m[2]).lower()) if w not in _FILLER and len(w) >= 3}
+            said = [normal for words, normal in clauses if stems and stems <= words]
+            if said and not any(said): out.append(f'the note says otherwise: {m[0].strip()}')
+    return list(dict.fromkeys(out))
+
 # %% ../../nbs/20_clinic.ipynb #guard-rev
 _VITAL_LABELS = {'heart rate': r'heart rate|HR|pulse|P', 'respiratory rate': r'respiratory rate|RR|resp(?:irations)?', 'temperature': r'temperature|temp|T|fever|febrile',
                  'SpO2': r'SpO2|O2 sat|sat(?:uration)?s?|oxygen saturation', 'BP': r'BP|blood pressure', 'weight': r'weigh(?:t|s|ed)|wt'}
@@ -233,47 +342,45 @@ def _vital_in(note:str, name:str, value:str)->bool:
     return re.search(rf'\b(?:{_VITAL_LABELS[canon]})\b[^\n]{{0,30}}?(?<![\d.]){value}(?![\d])', note, re.I) is not None
 
 _DOSED = re.compile(rf"\b([A-Za-z][A-Za-z-]+)\s+(?:for\s+)?{_dose_re('x')}")  # 'atropiole 40 mg', 'Advil for 5 mg'
-_NOT_DRUG = {'of', 'to', 'from', 'and', 'or', 'with', 'dose', 'daily', 'total', 'then', 'was', 'is', 'at', 'by', 'every', 'about'}
+_NOT_DRUG = {'of', 'to', 'from', 'and', 'or', 'with', 'dose', 'daily', 'total', 'then', 'was', 'is', 'at', 'by', 'every', 'about', 'under', 'over', 'than', 'least', 'x'}
 
 def dose_claims(note:str, summary:str)->list:
-    "A summary's doses its note does not give: a named drug with another dose wherever it is written ('Advil for 5 mg'), or a dose after a word that is no drug of the note."
-    facts, named, out = clinic_facts(note), _drugs_named(note), []
+    "A summary's doses its note does not give: a drug of the note with a dose the note never writes after its name or just before it, or a dose after a word that is no drug of the note ('atropiole 40 mg')."
+    given, named = drug_doses(note), _drugs_named(note)
+    out = [f'dose {drug} {dose}' for drug, doses in sorted(drug_doses(summary).items()) if drug in named for dose in sorted(doses - given.get(drug, set()))]
     inside = [range(*n.span()) for n in _DRUG_NAME.finditer(summary)]
     for m in _DOSED.finditer(summary):
-        word, dose = m[1], normalize_dose(m['nx'], m['ux'])
-        if any(m.start(1) in r for r in inside) and word.lower() not in _DRUG: continue  # 'glycol' of polyethylene glycol
-        if word.lower() in _DRUG:
-            drug = _DRUG[word.lower()]
-            if drug in named and f'{drug} {dose}' not in facts: out.append(f'dose {drug} {dose}')
-        elif m['ux'] not in ('%', 'percent') and word.lower() not in _NOT_DRUG and not re.search(rf'\b{re.escape(word)}\b', note, re.I): out.append(f"drug {word} (not in the formulary or the note)")
-    return out
-
+        word = m[1]
+        if word.lower() in _DRUG or any(m.start(1) in r for r in inside): continue  # a drug's dose is judged above; 'glycol' of polyethylene glycol
+        if m['ux'] not in ('%', 'percent') and word.lower() not in _NOT_DRUG and not re.search(rf'\b{re.escape(word)}\b', note, re.I): out.append(f"drug {word} (not in the formulary or the note)")
+    return list(dict.fromkeys(out))
 
 # %% ../../nbs/20_clinic.ipynb #guard-c
 _FINDINGS = ('Patient', 'Chief complaint', 'Key findings', 'Assessment')  # the sections that state findings ('return if fever' in the plan does not)
+_PREGNANT = re.compile(r'\b(?:pregnan\w*|prenatal|antenatal|gestation\w*|G\dP\d+)', re.I)  # a pregnancy says female without a pronoun
 
 def unsupported_claims(note:str,    # what the model was given
                        summary:str, # what it wrote
                       )->list:      # each claim of `summary` that `note` does not support, in words; empty when none is found
-    "The claims of a summary its note does not support: age, sex, drugs and doses, vital signs, other numbers, the side of the body, and findings the note negates."
+    "The claims of a summary its note does not support: age, sex, drugs, doses, frequencies and stopped drugs, vital signs, other numbers, durations, the side of the body, and findings the note negates or contradicts."
     facts = clinic_facts(note)
     out = [f'age {a}' for a in sorted({f[4:] for f in clinic_facts(summary) if f.startswith('age ')} - {f[4:] for f in facts if f.startswith('age ')})]
     said = {f[4:] for f in clinic_facts(summary) if f.startswith('sex ')} | {w.lower() for w in re.findall(r'\b(male|female)\b', summary, re.I)}
-    out += [f'sex {s}' for s in sorted(said - _sexes(note))]
-    named = _drugs_named(note)
-    out += [f'drug {d}' for d in sorted(_drugs_named(summary) - named)]
-    out += [f'dose {f}' for f in sorted(medication_facts(summary) - facts) if any(f.startswith(d + ' ') for d in named)]  # a drug not in the note is flagged once
-    out += [c for c in dict.fromkeys(dose_claims(note, summary)) if c not in out]
+    out += [f'sex {s}' for s in sorted(said - _sexes(note) - ({'female'} if _PREGNANT.search(note) else set()))]
+    out += [f'drug {d}' for d in sorted(_drugs_named(summary) - _drugs_named(note))]
+    out += dose_claims(note, summary) + frequency_claims(note, summary)
+    meds = _segments(parse_summary(summary).get('Medications', ''))
+    out += [f'stopped in the note: {d}' for d in sorted(stopped_drugs(note)) if any(d in _drugs_named(s) and not _STOP.search(s) for s in meds)]
     vitals = [(name, v) for name, v in dict.fromkeys(_VITAL_SAID.findall(summary)) if not _vital_in(note, name, v)]  # a value put on the wrong vital sign
     out += [f'{name if name == "SpO2" or name.isupper() else name.lower()} {v}' for name, v in vitals]
     rest = _FACT.sub(' ', _AGE.sub(' ', summary))  # numbers outside ages and doses, which are checked above in normal form
     said = {n for _, v in vitals for n in _numbers(v, loose=False)}
-    out += [f'number {n}' for n in sorted(_numbers(rest, loose=False) - _numbers(note) - said, key=float)]
+    numbers = [f'number {n}' for n in sorted(_numbers(rest, loose=False) - _numbers(note) - said, key=float)]
+    out += numbers + [c for c in duration_claims(note, summary) if not {f'number {n}' for n in _numbers(c, loose=False)} & set(numbers)]  # a number nowhere in the note is said once
     out += [f'side {s}' for s in sorted({w.lower().replace('bilaterally', 'bilateral') for w in _SIDE_WORD.findall(summary)}) if not _SIDES[s].search(note)]
     found = '\n'.join(c for k,c in parse_summary(summary).items() if k in _FINDINGS) or summary  # what it says of the patient, not the advice
     out += [f'negated in the note: {t}' for t in sorted(negated_terms(note)) if _affirms(found, t) and not _affirms(note, t)]
-    return out
-
+    return out + contradicted_findings(note, summary)
 
 # %% ../../nbs/20_clinic.ipynb #clinic-score
 def clinic_score(record:dict, # a record holding the `note`
