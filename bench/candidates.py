@@ -2,13 +2,14 @@
 answers each note with 1, 4 and 8 candidates (the greedy answer and sampled ones, `SAMPLE_TEMPERATURE`), and `clinic_score` (the guard)
 keeps the best; per setting, the clinic metrics, the guard's flags, and the seconds per note.
 
-Run: `.venv/bin/python bench/candidates.py [RUN [N ...]]` (default: the newest `runs/*/` holding an `adapter/`, as `make demo` leaves it;
+Run: `.venv/bin/python bench/candidates.py [RUN [N ...]] [--name NAME]` (default: the newest `runs/*/` holding an `adapter/`, as `make demo` leaves it;
 N: the candidate counts, default 1 4 8). Writes bench/results/candidates.json and, per setting, the chosen summaries beside their
 notes and references in bench/results/candidates-dev-N.jsonl, for reading by hand. Then, once, for the count chosen on the development
 notes: `.venv/bin/python bench/candidates.py RUN --test N` scores the 20 test notes with 1 and N candidates (candidates-test-1.jsonl,
-candidates-test-N.jsonl, and a `test` entry in candidates.json). The seconds are ratios of one run on one machine (the load average
+candidates-test-N.jsonl, and a `test` entry in candidates.json). `--name NAME` writes NAME.json and NAME-SPLIT-N.jsonl instead, so a run
+with another version of the guard (the score) sits beside the first. The seconds are ratios of one run on one machine (the load average
 is recorded)."""
-import json, os, sys, time
+import argparse, json, os, sys, time
 from pathlib import Path
 import ftbook.quant  # before transformers: bitsandbytes then loads its CPU kernels quietly
 from transformers.utils import logging as hf_logging
@@ -22,7 +23,7 @@ def newest_run()->Path:
     if not runs: print("bench/candidates.py skipped: no run with an adapter/ in runs/. Run `make demo` first, or pass a run folder."); sys.exit()
     return runs[-1].parent.parent
 
-def run(adapter:Path, counts:list, split:str='dev')->dict:
+def run(adapter:Path, counts:list, split:str='dev', name:str='candidates')->dict:
     "Every candidate count on the hand-written notes of `split`, the fine-tuned system only."
     from ftbook.core import machine_info
     from ftbook.eval import compare
@@ -43,21 +44,31 @@ def run(adapter:Path, counts:list, split:str='dev')->dict:
         rows = [dict(id=note['id'], note=note['note'], reference=note['summary'], summary=e.output, candidate=int(e.candidate),
                      candidate_scores=e.candidate_scores, claims=e.unsupported_claims) for note, e in zip(notes, ex.itertuples())]
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS/f'candidates-{split}-{n}.jsonl').write_text(''.join(json.dumps(x, default=list) + '\n' for x in rows))
+        (RESULTS/f'{name}-{split}-{n}.jsonl').write_text(''.join(json.dumps(x, default=list) + '\n' for x in rows))
         print(f"  {n} candidates: {out['settings'][n]}", flush=True)
     out['load_average_1min'].append(os.getloadavg()[0])
     return out
 
-if __name__ == '__main__':
-    hf_logging.disable_progress_bar(); hf_logging.set_verbosity_error()
-    run_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else newest_run()
-    if sys.argv[2:3] == ['--test']:  # once, for the count chosen on the development notes
-        res = json.loads((RESULTS/'candidates.json').read_text()) | dict(test=run(run_dir/'adapter', [1, int(sys.argv[3])], split='test'))
-        (RESULTS/'candidates.json').write_text(json.dumps(res, indent=2, default=str)); res = res['test']
+def main(run_dir:Path, counts:list, test:int|None, name:str):
+    "Score `counts` on the development notes (or, with `test`, 1 and `test` candidates on the test notes) into bench/results/{name}.json."
+    path = RESULTS/f'{name}.json'
+    if test:  # once, for the count chosen on the development notes
+        res = json.loads(path.read_text()) | dict(test=run(run_dir/'adapter', [1, test], split='test', name=name))
+        path.write_text(json.dumps(res, indent=2, default=str)); res = res['test']
     else:
-        res = run(run_dir/'adapter', [int(n) for n in sys.argv[2:]] or [1, 4, 8])
-        old = json.loads((RESULTS/'candidates.json').read_text()) if (RESULTS/'candidates.json').exists() else {}
+        res = run(run_dir/'adapter', counts, name=name)
+        old = json.loads(path.read_text()) if path.exists() else {}
         kept = {'test': old['test']} if old.get('test', {}).get('run') == res['run'] else {}  # the test scores of the same run stay
-        (RESULTS/'candidates.json').write_text(json.dumps(res | kept, indent=2, default=str))
+        path.write_text(json.dumps(res | kept, indent=2, default=str))
     print(f"Candidates on the {res['notes']} {res['split']} notes, {res['machine']['dtype']} on {res['machine']['cpu_threads']} threads of "
           f"{res['machine']['cpu']}; 1-min load average {res['load_average_1min'][0]:.1f} before, {res['load_average_1min'][1]:.1f} after")
+
+if __name__ == '__main__':
+    hf_logging.disable_progress_bar(); hf_logging.set_verbosity_error()
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('run', nargs='?', type=Path, help='a run folder holding adapter/ (default: the newest in runs/)')
+    p.add_argument('counts', nargs='*', type=int, default=[1, 4, 8], help='candidate counts on the development notes')
+    p.add_argument('--test', type=int, help='score the test notes once, with 1 and this many candidates')
+    p.add_argument('--name', default='candidates', help="the results' name: bench/results/NAME.json and NAME-SPLIT-N.jsonl (a name per guard version)")
+    a = p.parse_args()
+    main(a.run or newest_run(), a.counts, a.test, a.name)
