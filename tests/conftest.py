@@ -17,13 +17,15 @@ def write_run_config(d:Path, r:int=8, **train)->Path:
                     train=TrainSettings(**{**settings, **train}))
     return cfg.save(d/'config.yaml')
 
-def _kill_at(cmd:list, point:str, tmp:Path, log:Path|None=None, env:dict|None=None, timeout:float=600):
+def _kill_at(cmd:list, point:str, tmp:Path, log:Path|None=None, env:dict|None=None, timeout:float=600, stdin:str|None=None):
     """Run `cmd` (in its own process group) until it stops at the named `point` (`ftbook.core.pause_point`), then SIGKILL the group.
-    Fails if the process ends before reaching the point. No race with the clock: the process waits at the point until it is killed."""
+    Fails if the process ends before reaching the point. No race with the clock: the process waits at the point until it is killed.
+    `stdin`: what a user types, written to the process's input at once."""
     flag = tmp/'paused'; flag.unlink(missing_ok=True)
     out = open(log, 'w') if log else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.PIPE if stdin else None, text=True,
                             env=dict(env or os.environ, FTBOOK_PAUSE_AT=point, FTBOOK_PAUSE_FILE=str(flag)))
+    if stdin: proc.stdin.write(stdin); proc.stdin.close()
     t0 = time.monotonic()
     while not flag.exists():
         assert proc.poll() is None, f'the process ended (rc {proc.returncode}) before reaching {point}' + (':\n' + log.read_text()[-3000:] if log else '')

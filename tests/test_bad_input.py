@@ -30,6 +30,7 @@ from ftbook.data import PromptTemplate, make_pairs, pair_report, prompt_text, sp
 from ftbook.system import System, load_system
 from ftbook.eval import Rouge, compare
 from ftbook.ship import export
+from ftbook.review import Reviews
 from ftbook.quant import load_model
 from ftbook.model import load_tokenizer, prepare_tokenizer
 from ftbook.testing import chat_tokenizer, tiny_model
@@ -40,6 +41,8 @@ PKG = Path(ftbook.__file__).parent
 FTBOOK = Path(sys.executable).parent/'ftbook'
 T = PromptTemplate('Q: {q}', '{a}')
 NOTE = dict(note='Cough for 3 days, no fever.', summary='Patient: adult\nProblem: cough\nPlan: rest')
+EVAL_RESULTS = json.dumps(dict(settings={}, summary=[dict(system='fine-tuned', review=1.0)], examples=[dict(  # an evaluation as save_results writes it
+    system='fine-tuned', example=0, output='Cough for 5 days.', reference='', source=NOTE['note'], unsupported=1, review=1.0, unsupported_claims='5')]))
 
 @dataclass
 class Case:
@@ -217,6 +220,12 @@ CASES = [
     Case('cli/eval-metric-not-on-the-menu', 'cli', ["metric 'bleu' is not on the menu", 'Choose from', 'unsupported'],
          lambda d, fx: ['eval', '--adapter', str(d/'run'/'adapter'), '--data', str(d/'c.jsonl'), '--metric', 'rouge', 'bleu'],
          {'c.jsonl': chat_lines([say('user', 'Hi'), say('assistant', 'Hello.')])}, out='run/eval-c'),
+    Case('cli/review-not-an-evaluation', 'cli', ['results.json does not exist', 'pass a folder written by save_results'],
+         lambda d, fx: ['review', str(d/'run'), '--out', str(d/'reviews.jsonl')], out='reviews.jsonl'),
+    Case('cli/review-file-not-reviews', 'cli', ['notes.jsonl, line 1: not JSON', 'not a reviews file'],
+         lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'notes.jsonl')], {'eval/results.json': EVAL_RESULTS, 'notes.jsonl': 'Cough for 3 days\n'}),
+    Case('cli/review-unknown-system', 'cli', ["system='base'", "choose one of the evaluated systems ['fine-tuned']"],
+         lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'reviews.jsonl'), '--system', 'base'], {'eval/results.json': EVAL_RESULTS}, out='reviews.jsonl'),
     Case('cli/chat-not-a-run', 'cli', ['does not exist', "adapter/ or merged/ folder"], lambda d, fx: ['chat', str(d/'run'/'adapter')]),
     # ShareGPT, Alpaca and Parquet files: converted when read; what cannot be is refused with its line (or row) and the layout expected
     *[Case(f'formats/sharegpt-{name}', 'api', ['s.jsonl', 'line 2', *words], lambda d, fx: make_pairs(d/'s.jsonl'), {'s.jsonl': sharegpt_lines(record)}, error=ValueError)
@@ -378,6 +387,8 @@ CASES = [
     Case('eval/adapter-without-template-json', 'api', ["no field ['prompt']", 'no template.json', 'load_system(path, template=...)'],
          lambda d, fx: compare([load_system(d/'run'/'adapter', quant=None, dtype=torch.float32)], [NOTE], [Rouge()], max_new_tokens=2),
          prep=lambda d, fx: adapter_copy(d, fx), error=KeyError),
+    Case('review/correction-empty', 'api', ['corrected answer is empty', 'or accept the output'],
+         lambda d, fx: Reviews(d/'reviews.jsonl').save(dict(source=NOTE['note'], output='Cough for 5 days.'), corrected=' \n'), out='reviews.jsonl', error=ValueError),
     Case('eval/adapter-weights-missing', 'api', ['no adapter_model.safetensors', 'Save the adapter again'],
          lambda d, fx: load_system(d/'run'/'adapter'), prep=lambda d, fx: adapter_copy(d, fx, drop=['adapter_model.safetensors']), error=FileNotFoundError),
     Case('eval/template-json-damaged', 'api', ['template.json is not a saved PromptTemplate', 'PromptTemplate.to_dict()'],
@@ -442,7 +453,8 @@ def snapshot(d:Path)->dict:
 
 def set_up(case:Case, d:Path, fx)->dict:
     d.mkdir(parents=True, exist_ok=True)
-    for name, content in case.files.items(): (d/name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    for name, content in case.files.items():
+        (d/name).parent.mkdir(parents=True, exist_ok=True); (d/name).write_bytes(content if isinstance(content, bytes) else content.encode())
     if case.prep: case.prep(d, fx)
     return snapshot(d)
 
