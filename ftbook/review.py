@@ -93,7 +93,8 @@ def reviewed_records(reviews:Reviews|str|Path, # a `Reviews`, or the file it wri
     return [{source_field: r['source'], target_field: r['corrected']} for r in items if accepted or not r['accepted']]
 
 # %% ../nbs/17_review.ipynb #marked
-def claim_words(claims:list)->list:
+def claim_words(claims:list, # claims in words, as a claims function lists them
+               )->list:       # the words to mark, each once
     "The words of `claims` worth marking: what follows a claim's label ('negated in the note: fever' -> fever, 'dose ibuprofen 5 mg' -> ibuprofen, 5), numbers and words of three letters or more."
     words = []
     for c in claims:
@@ -102,7 +103,9 @@ def claim_words(claims:list)->list:
         words += [w for w in re.findall(r"[\w.%/-]+", text) if len(w) >= 3 or any(ch.isdigit() for ch in w)]
     return list(dict.fromkeys(words))
 
-def marked(text:str, claims:list)->str:
+def marked(text:str,   # an input or an answer
+           claims:list, # the claims that flagged the answer
+          )->str:       # HTML
     "`text` as HTML, each word of `claims` highlighted wherever it occurs."
     words = sorted(claim_words(claims), key=len, reverse=True)
     if not words: return html.escape(text)

@@ -154,7 +154,8 @@ def clinic_checks()->dict:
                                   lambda p: bool(clinic_facts(p['completion']) - clinic_facts(p['prompt'])))}
 
 # %% ../../nbs/20_clinic.ipynb #d31dfd9e
-def medication_facts(text:str)->set:
+def medication_facts(text:str, # a note, a summary, or a model's output
+                    )->set:    # {'aspirin 81 mg', ...}
     "The drug-and-dose facts of `text` (those of `clinic_facts` that are not age or sex)."
     return {f for f in clinic_facts(text) if not f.startswith(('age ', 'sex '))}
 
@@ -248,7 +249,8 @@ _RESTART = re.compile(r'\b(?:restart\w*|resum\w*|re-start\w*|continu\w*|start\w*
 _CONDITION = re.compile(r'\b(?:if|unless|when|until)\b', re.I)  # 'hold if stools go loose' stops nothing yet
 def _segments(text:str)->list: return [s for s in re.split(r'\n|;|,|\.\s|\.$', text) if s.strip()]
 
-def stopped_drugs(note:str)->set:
+def stopped_drugs(note:str, # a clinic note
+                 )->set:    # the drugs it stops or holds
     "The drugs `note` stops or holds: a stop word whose nearest drug name in its phrase is the drug, unless another phrase starts or continues it."
     stopped, kept = set(), set()
     for phrase in _segments(note):
@@ -272,14 +274,17 @@ def _hours(count:str, unit:str)->float:
     unit = next(k for k, short in _UNIT_NAMES.items() if unit.lower().startswith(k) or unit.lower() in short)
     return float(_WORD_NUMBER.get(count.lower()) or count) * _HOURS[unit]
 
-def note_durations(note:str)->set:
+def note_durations(note:str, # a clinic note
+                  )->set:    # its durations, in hours
     "Every duration `note` writes, in hours: '3 days', 'x3d', '2-3 wks', '3/7' (days), '6/52' (weeks), 'q6h', 'POD 10', 'yesterday'."
     out = {_hours(n, m[3]) for m in _NOTE_DURATION.finditer(note) for n in m.groups()[:2] if n}
     out |= {_hours(n, {'7': 'day', '52': 'week', '12': 'month'}[d]) for n, d in re.findall(r'\b(\d+)/(7|52|12)\b', note)}
     out |= {float(n) for n in re.findall(r'\bq(\d+)h', note, re.I)} | {24.0 * int(n) for n in re.findall(r'\b(?:POD|day)\s*#?\s*(\d+)', note, re.I)}
     return out | ({24.0} if re.search(r'\b(?:yesterday|overnight|last night)\b', note, re.I) else set()) | ({336.0} if re.search(r'\bfortnight', note, re.I) else set())
 
-def duration_claims(note:str, summary:str)->list:
+def duration_claims(note:str,    # what the model was given
+                    summary:str, # what it wrote
+                   )->list:      # 'duration 6 weeks', ...
     "The durations of `summary` ('for 6 days', 'in 2 weeks') its note never writes, whatever the note's numbers are for."
     known = note_durations(note)
     return list(dict.fromkeys(f'duration {m[0].split(maxsplit=1)[1]}' for m in _SAID_DURATION.finditer(summary) for n in m.groups()[:2] if n and _hours(n, m[3]) not in known))
@@ -300,7 +305,9 @@ def _frequencies(part:str)->list:
         if all(b <= a2 or a >= b2 for a2, b2, _ in kept): kept.append((a, b, k))
     return sorted((a, k) for a, _, k in kept)
 
-def frequency_claims(note:str, summary:str)->list:
+def frequency_claims(note:str,    # what the model was given
+                     summary:str, # what it wrote
+                    )->list:      # 'frequency amoxicillin three times daily', ...
     "A drug's frequency in `summary` that the note never gives that drug (a note that gives it none is not judged)."
     given = by_drug(note, _frequencies)
     return [f'frequency {d} {f}' for d, said in by_drug(summary, _frequencies).items() if given.get(d) for f in sorted(said - given[d])]
@@ -316,7 +323,9 @@ _SHORTHAND = re.compile(r'(?<![\w/])(' + '|'.join(re.escape(k) for k in _SPELLED
 
 def _stems(text:str)->set: return {w[:6] for w in re.findall(r"[a-z][a-z'-]*", text.lower())}  # 'membranes' and 'membrane' agree
 
-def contradicted_findings(note:str, summary:str)->list:
+def contradicted_findings(note:str,    # what the model was given
+                          summary:str, # what it wrote
+                         )->list:      # 'the note says otherwise: normal bowel sounds', ...
     "What `summary` calls normal or absent ('normal bowel sounds', 'no speech problem', 'lungs clear') where the note names it only in sentences with no normal or negative word."
     spelled = _SHORTHAND.sub(lambda m: f'{m[0]} {_SPELLED[m[0].lower()]}', note)  # 'TM nl' -> 'TM tympanic membrane nl'
     clauses = [(_stems(c), bool(_NOTE_NORMAL.search(c))) for c in _clauses(spelled)]
