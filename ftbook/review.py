@@ -13,8 +13,7 @@ from .eval import EvalResult
 from .widgets import load_ipywidgets, widget_box
 
 # %% auto #0
-__all__ = ['review_queue', 'read_reviews', 'Reviews', 'reviewed_records', 'claim_words', 'marked', 'review_widget',
-           'review_in_terminal']
+__all__ = ['review_queue', 'read_reviews', 'Reviews', 'reviewed_records', 'review_widget']
 
 # %% ../nbs/17_review.ipynb #queue
 def review_queue(result:EvalResult,   # from `compare`, `evaluate_run` or `load_results`
