@@ -8,7 +8,7 @@ import getpass, hashlib, html, json, re
 from datetime import datetime, timezone
 from pathlib import Path
 import pandas as pd
-from .core import pause_point, write_atomic
+from .core import file_lock, pause_point, write_atomic
 from .eval import EvalResult
 from .widgets import load_ipywidgets, widget_box
 
@@ -30,10 +30,10 @@ def review_queue(result:EvalResult,   # from `compare`, `evaluate_run` or `load_
     rows = ex[(ex.system == system) & (True if everything else ex.review > 0)]
     claims = rows.unsupported_claims if 'unsupported_claims' in rows else [''] * len(rows)  # as `score_outputs` writes them: joined by '; '
     return pd.DataFrame(dict(system=system, example=rows.example, source=rows.source, output=rows.output, reference=rows.reference,
-                             claims=[[c for c in str(x).split('; ') if c] for x in claims])).reset_index(drop=True)
+                             claims=[[c for c in x.split('; ') if c] if isinstance(x, str) else [] for x in claims])).reset_index(drop=True)
 
 # %% ../nbs/17_review.ipynb #read-reviews
-def _key(source:str)->str: return hashlib.sha256(source.encode()).hexdigest()[:16]  # one review per input
+def _key(source:str, output:str)->str: return hashlib.sha256(json.dumps([source, output]).encode()).hexdigest()[:16]  # one review per answer
 
 def read_reviews(path:str|Path, # a file written by `Reviews`
                 )->list:        # the reviews in it, oldest first ([] when the file does not exist yet)
@@ -42,10 +42,11 @@ def read_reviews(path:str|Path, # a file written by `Reviews`
     if not path.exists(): return []
     out = []
     for i, line in enumerate(path.read_text(encoding='utf-8').splitlines(), 1):
+        if not line.strip(): continue
         try: item = json.loads(line)
         except json.JSONDecodeError as e: raise ValueError(f"{path}, line {i}: not JSON ({e.msg}). This is not a reviews file, or it was edited by hand: fix or remove that line.") from None
-        if not isinstance(item, dict) or not {'source', 'output', 'corrected'} <= set(item):
-            raise ValueError(f"{path}, line {i}: a review needs 'source', 'output' and 'corrected'. This is not a reviews file written by ftbook.")
+        if not isinstance(item, dict) or not {'key', 'source', 'output', 'corrected', 'accepted'} <= set(item):
+            raise ValueError(f"{path}, line {i}: a review needs 'key', 'source', 'output', 'corrected' and 'accepted'. This is not a reviews file written by ftbook.")
         out.append(item)
     return out
 
@@ -64,19 +65,21 @@ class Reviews:
         item = dict(item)
         text = item['output'] if corrected is None else corrected
         if not isinstance(text, str) or not text.strip(): raise ValueError("The corrected answer is empty: write the answer as it should read, or accept the output.")
-        review = dict(key=_key(item['source']), source=item['source'], output=item['output'], corrected=text, accepted=text == item['output'],
-                      claims=list(item.get('claims') or []), reference=item.get('reference'), reviewer=self.reviewer,
+        claims = item.get('claims')
+        review = dict(key=_key(item['source'], item['output']), source=item['source'], output=item['output'], corrected=text, accepted=text == item['output'],
+                      claims=list(claims) if isinstance(claims, (list, tuple)) else [], reference=item.get('reference'), reviewer=self.reviewer,
                       at=datetime.now(timezone.utc).isoformat(timespec='seconds'))
-        items = [r for r in self.items if r['key'] != review['key']] + [review]
-        pause_point(f'review-saving:{len(items)}')  # where a test kills the process on purpose
-        write_atomic(self.path, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in items))
+        with file_lock(self.path.with_name(f'.{self.path.name}.lock')):  # another widget or terminal on the same file: its reviews are kept
+            items = [r for r in read_reviews(self.path) if r['key'] != review['key']] + [review]
+            pause_point(f'review-saving:{len(items)}')  # where a test kills the process on purpose
+            write_atomic(self.path, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in items))
         self.items = items
         return review
 
     def pending(self, queue:pd.DataFrame)->pd.DataFrame:
         "The rows of `queue` not reviewed yet."
         done = {r['key'] for r in self.items}
-        return queue[[_key(s) not in done for s in queue.source]].reset_index(drop=True)
+        return queue[[_key(s, o) not in done for s, o in zip(queue.source, queue.output)]].reset_index(drop=True)
 
     def __len__(self): return len(self.items)
     def __repr__(self): return f"Reviews({str(self.path)!r}): {len(self)} saved, {sum(not r['accepted'] for r in self.items)} corrected"
@@ -87,9 +90,10 @@ def reviewed_records(reviews:Reviews|str|Path, # a `Reviews`, or the file it wri
                      target_field:str,         # the records' answer field: 'summary'
                      accepted:bool=False,      # also the answers accepted as they were
                     )->list:                   # records for `train`, beside the original data
-    "The reviewed answers as training records: the input, and the answer as the reviewer left it."
+    "The reviewed answers as training records: the input, and the answer as the reviewer left it (the latest review of an input, where several answers to it were reviewed)."
     items = reviews.items if isinstance(reviews, Reviews) else read_reviews(reviews)
-    return [{source_field: r['source'], target_field: r['corrected']} for r in items if accepted or not r['accepted']]
+    latest = {r['source']: r for r in items}  # oldest first: the last one wins
+    return [{source_field: r['source'], target_field: r['corrected']} for r in latest.values() if accepted or not r['accepted']]
 
 # %% ../nbs/17_review.ipynb #marked
 def claim_words(claims:list, # claims in words, as a claims function lists them
@@ -108,7 +112,7 @@ def marked(text:str,   # an input or an answer
     "`text` as HTML, each word of `claims` highlighted wherever it occurs."
     words = sorted(claim_words(claims), key=len, reverse=True)
     if not words: return html.escape(text)
-    pattern = re.compile(r'(?<![\w.])(' + '|'.join(map(re.escape, words)) + r')(?![\w])', re.I)
+    pattern = re.compile(r'(?<![\w.])(' + '|'.join(map(re.escape, words)) + r')(?![\w]|\.\d)', re.I)  # '5' not in '5.5'
     return ''.join(f'<mark>{html.escape(p)}</mark>' if i % 2 else html.escape(p) for i, p in enumerate(pattern.split(text)))
 
 # %% ../nbs/17_review.ipynb #widget
@@ -137,7 +141,9 @@ def review_widget(queue:pd.DataFrame, # from `review_queue`
         box.value = '' if done else todo.output.iloc[at[0]]
         for b in buttons: b.disabled = done
     def act(corrected=None, save=True):
-        if save: reviews.save(todo.iloc[at[0]], corrected)
+        try:
+            if save: reviews.save(todo.iloc[at[0]], corrected)
+        except ValueError as e: status.value = f'<b style="color:#d9534f">{html.escape(str(e))}</b>'; return  # an empty correction: say so, stay
         at[0] += 1; show()
     buttons[0].on_click(lambda _: act()); buttons[1].on_click(lambda _: act(box.value)); buttons[2].on_click(lambda _: act(save=False))
     show()
@@ -162,8 +168,8 @@ def _review_each(todo:pd.DataFrame, reviews:Reviews, ask, say, counts:dict):
         while (choice := ask('[a]ccept, [e]dit, [s]kip, [q]uit? ').strip().lower()[:1]) not in ('a', 'e', 's', 'q'): say('Type a, e, s or q.')
         if choice == 'q': break
         if choice == 's': counts['skipped'] += 1; continue
-        if choice == 'e':
+        corrected = None
+        while choice == 'e' and not (corrected or '').strip():
             say('Type the corrected answer; end with a line holding a single "."')
-            lines = list(iter(lambda: ask(''), '.'))
-            reviews.save(item, '\n'.join(lines)); counts['corrected'] += 1
-        else: reviews.save(item); counts['accepted'] += 1
+            corrected = '\n'.join(iter(lambda: ask(''), '.'))
+        counts['accepted' if reviews.save(item, corrected)['accepted'] else 'corrected'] += 1

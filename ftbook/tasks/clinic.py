@@ -222,13 +222,15 @@ def _affirms(text:str, term:str)->bool:
 
 # %% ../../nbs/20_clinic.ipynb #guard-drugs
 def _parts(text:str)->list: return [p for p in re.split(r'\n|;|\.\s|\.$', text) if p.strip()]  # lines and sentences ('from 25 mg, to 50 mg' stays whole)
+def _phrases(text:str)->list: return [p for p in re.split(r'\n|;|,|\.\s|\.$', text) if p.strip()]  # a summary's list items: 'amoxicillin 875 mg, calcium 500 mg daily'
 
-def by_drug(text:str, # a note or a summary
-            find,     # part of `text` -> [(position, value), ...]: the doses, frequencies, ... written in it
-           )->dict:   # drug -> the values written after one of its names, before the next drug named
-    "What `text` says of each drug it names: each value `find` finds in a line or sentence goes to the drug named last before it."
+def by_drug(text:str,      # a note or a summary
+            find,          # part of `text` -> [(position, value), ...]: the doses, frequencies, ... written in it
+            parts=_parts,  # text -> its parts: lines and sentences (a note's), or also phrases (`_phrases`, a summary's list)
+           )->dict:        # drug -> the values written after one of its names, before the next drug named
+    "What `text` says of each drug it names: each value `find` finds in a part of it goes to the drug named last before it."
     out = {}
-    for part in _parts(text):
+    for part in parts(text):
         names = [(m.start(), _DRUG[m[0].lower()]) for m in _DRUG_NAME.finditer(part)]
         for _, drug in names: out.setdefault(drug, set())
         for at, value in find(part):
@@ -236,24 +238,26 @@ def by_drug(text:str, # a note or a summary
     return out
 
 _DOSE = re.compile(_dose_re('x'), re.I)
-def drug_doses(text:str)->dict:
-    "drug -> the doses `text` gives it: after its name in the same line or sentence ('metoprolol: increase from 25 mg to 50 mg'), or just before it ('500 mg of amoxicillin')."
-    out = by_drug(text, lambda part: [(m.start(), normalize_dose(m['nx'], m['ux'])) for m in _DOSE.finditer(part)])
+def drug_doses(text:str,      # a note or a summary
+               parts=_parts,  # how to cut it (see `by_drug`)
+              )->dict:        # drug -> its doses, in normal form
+    "drug -> the doses `text` gives it: after its name in the same part ('metoprolol: increase from 25 mg to 50 mg'), or just before it ('500 mg of amoxicillin')."
+    out = by_drug(text, lambda part: [(m.start(), normalize_dose(m['nx'], m['ux'])) for m in _DOSE.finditer(part)], parts)
     for m in _FACT.finditer(text):
         if m['d2']: out.setdefault(_DRUG[m['d2'].lower()], set()).add(normalize_dose(m['n2'], m['u2']))
     return out
 
 # %% ../../nbs/20_clinic.ipynb #guard-stopped
-_STOP = re.compile(r"\b(?:stop(?:ped|ping|s)?|discontinu\w*|d/c(?:'?d)?|dc'?d|hold|held|holding|ceas\w*|came off|come off|withdrawn?|replaced?)\b", re.I)
+_STOP = re.compile(r"\b(?:stop(?:ped|ping|s)?|discontinu\w*|d/c(?:'?d)?(?!\s+home)|dc'?d|hold|held|holding|ceas\w*|came off|come off|withdrawn?|replaced?)\b", re.I)  # 'D/C home': discharged
+_NOT_TAKEN = re.compile(rf"{_STOP.pattern}|\b(?:avoid\w*|instead of|no longer|not|off|replacing|don't|do not)\b", re.I)  # how a summary says a drug is not taken
 _RESTART = re.compile(r'\b(?:restart\w*|resum\w*|re-start\w*|continu\w*|start\w*|began|begin|new)\b', re.I)
 _CONDITION = re.compile(r'\b(?:if|unless|when|until)\b', re.I)  # 'hold if stools go loose' stops nothing yet
-def _segments(text:str)->list: return [s for s in re.split(r'\n|;|,|\.\s|\.$', text) if s.strip()]
 
 def stopped_drugs(note:str, # a clinic note
                  )->set:    # the drugs it stops or holds
     "The drugs `note` stops or holds: a stop word whose nearest drug name in its phrase is the drug, unless another phrase starts or continues it."
     stopped, kept = set(), set()
-    for phrase in _segments(note):
+    for phrase in _phrases(note):
         names = [(m.start(), _DRUG[m[0].lower()]) for m in _DRUG_NAME.finditer(phrase)]
         if not names or _CONDITION.search(phrase): continue
         for cue, found in ((_STOP, stopped), (_RESTART, kept)):
@@ -280,7 +284,7 @@ def note_durations(note:str, # a clinic note
     out = {_hours(n, m[3]) for m in _NOTE_DURATION.finditer(note) for n in m.groups()[:2] if n}
     out |= {_hours(n, {'7': 'day', '52': 'week', '12': 'month'}[d]) for n, d in re.findall(r'\b(\d+)/(7|52|12)\b', note)}
     out |= {float(n) for n in re.findall(r'\bq(\d+)h', note, re.I)} | {24.0 * int(n) for n in re.findall(r'\b(?:POD|day)\s*#?\s*(\d+)', note, re.I)}
-    return out | ({24.0} if re.search(r'\b(?:yesterday|overnight|last night)\b', note, re.I) else set()) | ({336.0} if re.search(r'\bfortnight', note, re.I) else set())
+    return out | ({24.0} if re.search(r'\b(?:yesterday|overnight|last night|tomorrow)\b', note, re.I) else set()) | ({168.0} if re.search(r'\bnext week\b', note, re.I) else set()) | ({336.0} if re.search(r'\bfortnight', note, re.I) else set())
 
 def duration_claims(note:str,    # what the model was given
                     summary:str, # what it wrote
@@ -294,7 +298,7 @@ _FREQUENCY = {'daily': r'daily|once daily|once a day|qd|od|every day|each day|q2
               'twice daily': r'twice daily|twice a day|bid|b\.i\.d\.?|bd|q12h|every 12 hours|(?:2|two) times (?:a|per) day',
               'three times daily': r'three times daily|three times a day|tid|t\.i\.d\.?|tds|q8h|every 8 hours|(?:3|three) times (?:a|per) day',
               'four times daily': r'four times daily|four times a day|qid|q\.i\.d\.?|qds|q6h|every 6 hours|(?:4|four) times (?:a|per) day',
-              'at bedtime': r'at bedtime|qhs|hs|at night|nightly|before bed|nocte', 'weekly': r'weekly|once a week|every week|qwk', 'once': r'once|x1|single dose|stat'}
+              'at bedtime': r'at bedtime|qhs|hs|at night|nightly|before bed|nocte', 'weekly': r'weekly|once a week|every week|qwk', 'once': r'x1|single dose|one dose|stat'}  # a bare 'once' is too often not a frequency
 _FREQUENCY_RE = {k: re.compile(rf'(?<![\w/])(?:{v})(?![\w/])', re.I) for k, v in _FREQUENCY.items()}
 
 def _frequencies(part:str)->list:
@@ -308,14 +312,14 @@ def _frequencies(part:str)->list:
 def frequency_claims(note:str,    # what the model was given
                      summary:str, # what it wrote
                     )->list:      # 'frequency amoxicillin three times daily', ...
-    "A drug's frequency in `summary` that the note never gives that drug (a note that gives it none is not judged)."
-    given = by_drug(note, _frequencies)
-    return [f'frequency {d} {f}' for d, said in by_drug(summary, _frequencies).items() if given.get(d) for f in sorted(said - given[d])]
+    "A drug's frequency on the summary's Medications line that the note never gives that drug (a note that gives it none is not judged)."
+    given, meds = by_drug(note, _frequencies), parse_summary(summary).get('Medications', '')
+    return [f'frequency {d} {f}' for d, said in by_drug(meds, _frequencies, _phrases).items() if given.get(d) for f in sorted(said - given[d])]
 
 # %% ../../nbs/20_clinic.ipynb #guard-normal
 _NORMAL = r'normal|clear|unremarkable|intact|negative'
 _SAID_NORMAL = re.compile(rf"\b(?:{_NORMAL}|no|without)\s+((?:[a-z][a-z'-]*\s*){{1,3}})|((?:[a-z][a-z'-]*\s+){{1,3}})(?:(?:is|are|was|were)\s+)?(?:{_NORMAL})\s*$", re.I)
-_NOTE_NORMAL = re.compile(r"\b(?:normal|nl|wnl|unremarkable|clear|ctab?|intact|negative|neg|no|not|nil|without|denies|denied|full|soft|benign|ok|fine|non-?[a-z]+|absent|none)\b|\(-\)|-ve\b", re.I)
+_NOTE_NORMAL = re.compile(r"\b(?:normal|nl|wnl|unremarkable|clear|ctab?|intact|negative|neg|no|not|nil|without|denies|denied|full|soft|benign|ok|fine|non-?[a-z]+|absent|none|present|regular|sinus)\b|\(-\)|-ve\b", re.I)
 _FILLER = {'the', 'and', 'with', 'both', 'left', 'right', 'on', 'of', 'in', 'at', 'to', 'a', 'an', 'or', 'any', 'signs', 'sign', 'evidence', 'other', 'are', 'is', 'was', 'were', 'exam'}
 _SPELLED = {'tm': 'tympanic membrane', 'tms': 'tympanic membranes', 'ua': 'urinalysis', 'u/a': 'urinalysis', 'ctab': 'lungs clear', 'cta': 'lungs clear',
             'nsr': 'normal sinus rhythm', 'cxr': 'chest x-ray', 'dre': 'rectal exam', 'le': 'leg', 'slr': 'straight leg raise', 'abd': 'abdomen', 'bs': 'bowel sounds'}
@@ -328,11 +332,11 @@ def contradicted_findings(note:str,    # what the model was given
                          )->list:      # 'the note says otherwise: normal bowel sounds', ...
     "What `summary` calls normal or absent ('normal bowel sounds', 'no speech problem', 'lungs clear') where the note names it only in sentences with no normal or negative word."
     spelled = _SHORTHAND.sub(lambda m: f'{m[0]} {_SPELLED[m[0].lower()]}', note)  # 'TM nl' -> 'TM tympanic membrane nl'
-    clauses = [(_stems(c), bool(_NOTE_NORMAL.search(c))) for c in _clauses(spelled)]
+    clauses = [(_stems(c), bool(_NOTE_NORMAL.search(c))) for c in _parts(spelled)]  # 'Lungs: clear' is one clause
     found, out = '\n'.join(c for k, c in parse_summary(summary).items() if k in ('Chief complaint', 'Key findings')), []
     for phrase in re.split(r'[;,\n]', found):
         for m in _SAID_NORMAL.finditer(phrase):
-            stems = {w[:6] for w in re.findall(r"[a-z][a-z'-]*", (m[1] or m[2]).lower()) if w not in _FILLER and len(w) >= 3}
+            stems = _stems(' '.join(w for w in re.findall(r"[a-z][a-z'-]*", (m[1] or m[2]).lower()) if w not in _FILLER and len(w) >= 3))
             said = [normal for words, normal in clauses if stems and stems <= words]
             if said and not any(said): out.append(f'the note says otherwise: {m[0].strip()}')
     return list(dict.fromkeys(out))
@@ -356,7 +360,7 @@ _NOT_DRUG = {'of', 'to', 'from', 'and', 'or', 'with', 'dose', 'daily', 'total', 
 def dose_claims(note:str, summary:str)->list:
     "A summary's doses its note does not give: a drug of the note with a dose the note never writes after its name or just before it, or a dose after a word that is no drug of the note ('atropiole 40 mg')."
     given, named = drug_doses(note), _drugs_named(note)
-    out = [f'dose {drug} {dose}' for drug, doses in sorted(drug_doses(summary).items()) if drug in named for dose in sorted(doses - given.get(drug, set()))]
+    out = [f'dose {drug} {dose}' for drug, doses in sorted(drug_doses(summary, _phrases).items()) if drug in named for dose in sorted(doses - given.get(drug, set()))]
     inside = [range(*n.span()) for n in _DRUG_NAME.finditer(summary)]
     for m in _DOSED.finditer(summary):
         word = m[1]
@@ -378,8 +382,8 @@ def unsupported_claims(note:str,    # what the model was given
     out += [f'sex {s}' for s in sorted(said - _sexes(note) - ({'female'} if _PREGNANT.search(note) else set()))]
     out += [f'drug {d}' for d in sorted(_drugs_named(summary) - _drugs_named(note))]
     out += dose_claims(note, summary) + frequency_claims(note, summary)
-    meds = _segments(parse_summary(summary).get('Medications', ''))
-    out += [f'stopped in the note: {d}' for d in sorted(stopped_drugs(note)) if any(d in _drugs_named(s) and not _STOP.search(s) for s in meds)]
+    meds = _phrases(parse_summary(summary).get('Medications', ''))
+    out += [f'stopped in the note: {d}' for d in sorted(stopped_drugs(note)) if any(d in _drugs_named(s) and not _NOT_TAKEN.search(s) for s in meds)]
     vitals = [(name, v) for name, v in dict.fromkeys(_VITAL_SAID.findall(summary)) if not _vital_in(note, name, v)]  # a value put on the wrong vital sign
     out += [f'{name if name == "SpO2" or name.isupper() else name.lower()} {v}' for name, v in vitals]
     rest = _FACT.sub(' ', _AGE.sub(' ', summary))  # numbers outside ages and doses, which are checked above in normal form
