@@ -226,7 +226,7 @@ def _phrases(text:str)->list: return [p for p in re.split(r'\n|;|,|\.\s|\.$', te
 
 def by_drug(text:str,      # a note or a summary
             find,          # part of `text` -> [(position, value), ...]: the doses, frequencies, ... written in it
-            parts=_parts,  # text -> its parts: lines and sentences (a note's), or also phrases (`_phrases`, a summary's list)
+            parts=_parts,  # text -> its parts: lines and sentences (a note's), or phrases cut at commas too (a summary's list)
            )->dict:        # drug -> the values written after one of its names, before the next drug named
     "What `text` says of each drug it names: each value `find` finds in a part of it goes to the drug named last before it."
     out = {}
