@@ -222,7 +222,8 @@ def _affirms(text:str, term:str)->bool:
 
 # %% ../../nbs/20_clinic.ipynb #guard-drugs
 def _parts(text:str)->list: return [p for p in re.split(r'\n|;|\.\s|\.$', text) if p.strip()]  # lines and sentences ('from 25 mg, to 50 mg' stays whole)
-def _phrases(text:str)->list: return [p for p in re.split(r'\n|;|,|\.\s|\.$', text) if p.strip()]  # a summary's list items: 'amoxicillin 875 mg, calcium 500 mg daily'
+def _phrases(text:str)->list: return [p for part in _parts(text) for p in part.split(',') if p.strip()]  # a summary's list items: 'amoxicillin 875 mg, calcium 500 mg daily'
+def _drugs_at(part:str)->list: return [(m.start(), _DRUG[m[0].lower()]) for m in _DRUG_NAME.finditer(part)]  # (position, drug) of each drug named
 
 def by_drug(text:str,      # a note or a summary
             find,          # part of `text` -> [(position, value), ...]: the doses, frequencies, ... written in it
@@ -231,7 +232,7 @@ def by_drug(text:str,      # a note or a summary
     "What `text` says of each drug it names: each value `find` finds in a part of it goes to the drug named last before it."
     out = {}
     for part in parts(text):
-        names = [(m.start(), _DRUG[m[0].lower()]) for m in _DRUG_NAME.finditer(part)]
+        names = _drugs_at(part)
         for _, drug in names: out.setdefault(drug, set())
         for at, value in find(part):
             if before := [drug for start, drug in names if start < at]: out[before[-1]].add(value)
@@ -258,7 +259,7 @@ def stopped_drugs(note:str, # a clinic note
     "The drugs `note` stops or holds: a stop word whose nearest drug name in its phrase is the drug, unless another phrase starts or continues it."
     stopped, kept = set(), set()
     for phrase in _phrases(note):
-        names = [(m.start(), _DRUG[m[0].lower()]) for m in _DRUG_NAME.finditer(phrase)]
+        names = _drugs_at(phrase)
         if not names or _CONDITION.search(phrase): continue
         for cue, found in ((_STOP, stopped), (_RESTART, kept)):
             found |= {min(names, key=lambda n: abs(n[0] - m.start()))[1] for m in cue.finditer(phrase)}
@@ -284,7 +285,9 @@ def note_durations(note:str, # a clinic note
     out = {_hours(n, m[3]) for m in _NOTE_DURATION.finditer(note) for n in m.groups()[:2] if n}
     out |= {_hours(n, {'7': 'day', '52': 'week', '12': 'month'}[d]) for n, d in re.findall(r'\b(\d+)/(7|52|12)\b', note)}
     out |= {float(n) for n in re.findall(r'\bq(\d+)h', note, re.I)} | {24.0 * int(n) for n in re.findall(r'\b(?:POD|day)\s*#?\s*(\d+)', note, re.I)}
-    return out | ({24.0} if re.search(r'\b(?:yesterday|overnight|last night|tomorrow)\b', note, re.I) else set()) | ({168.0} if re.search(r'\bnext week\b', note, re.I) else set()) | ({336.0} if re.search(r'\bfortnight', note, re.I) else set())
+    for hours, words in ((24.0, r'yesterday|overnight|last night|tomorrow'), (168.0, r'next week'), (336.0, r'fortnight')):
+        if re.search(rf'\b(?:{words})\b', note, re.I): out.add(hours)
+    return out
 
 def duration_claims(note:str,    # what the model was given
                     summary:str, # what it wrote
