@@ -90,6 +90,13 @@ def wait_for(cond, what:str, deadline:float=120):
         assert time.monotonic() - t0 < deadline, f'gave up waiting for {what}'
         time.sleep(0.5)
 
+def written_since(nb:Path, mtime_ns:int)->bool:
+    """Whether `nb` was written after `mtime_ns` and the write is whole. Jupyter's server writes a notebook in place (its backup
+    copy is beside it), so the new mtime shows at the write's start: a file read then can be cut short. A whole notebook parses."""
+    if nb.stat().st_mtime_ns == mtime_ns: return False
+    try: json.loads(nb.read_bytes()); return True
+    except ValueError: return False
+
 DASHBOARD = '14_dashboard.ipynb'  # a chapter with saved widget state (whole numbers that JavaScript rewrites) and a kernel to start
 
 def test_opening_and_saving_a_chapter_in_lab_changes_nothing(tmp_path):
@@ -109,12 +116,12 @@ def test_opening_and_saving_a_chapter_in_lab_changes_nothing(tmp_path):
         page.goto(f'http://127.0.0.1:{port}/lab/tree/{DASHBOARD}?token=ftbook-test')
         page.wait_for_selector('.jp-Notebook h1:has-text("The dashboard")', timeout=120_000)
         page.wait_for_selector('.jp-StatusBar-Widget:has-text("| Idle")', timeout=120_000)  # the kernel started and answered
-        wait_for(lambda: nb.stat().st_mtime_ns != copied, f'an autosave of the opened notebook (server log: {home}/lab.log)')
+        wait_for(lambda: written_since(nb, copied), f'an autosave of the opened notebook (server log: {home}/lab.log)')
         assert nb.read_bytes() == committed and not git_changes(repo), 'opening the chapter changed it:\n' + git_changes(repo)
         autosaved = nb.stat().st_mtime_ns
         page.click('.jp-Notebook .jp-Cell >> nth=0')
         page.keyboard.press('Control+s')
-        wait_for(lambda: nb.stat().st_mtime_ns != autosaved, 'the save asked for with Ctrl+S', deadline=30)
+        wait_for(lambda: written_since(nb, autosaved), 'the save asked for with Ctrl+S', deadline=30)
         page.screenshot(path=str(tmp_path/'lab.png'))  # to look at when this fails: the chapter open, its kernel idle
         browser.close()
     assert nb.read_bytes() == committed, 'saving the chapter changed it: ' + subprocess.run(['git', 'diff', '--stat'], cwd=repo, capture_output=True, text=True).stdout
