@@ -4,6 +4,7 @@
 
 # %% ../nbs/07_adapters.ipynb #adapters-imports
 from __future__ import annotations
+import json
 from pathlib import Path
 import torch
 from .core import quiet_checkpointing_rename
@@ -49,13 +50,14 @@ def check_target_modules(lora:LoraSettings, # the adapter settings
 def add_lora(model,              # a model from `load_model` (4-bit or not)
              lora:LoraSettings,  # rank, alpha, dropout, target layers, rsLoRA/DoRA
             ):                   # a PEFT model whose only trainable weights are the adapters
-    "Freeze `model` and wrap it with trainable LoRA adapters, as configured."
+    "Freeze `model` and wrap it with trainable LoRA adapters, as configured: new ones, or those of `lora.init_from`."
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     quiet_checkpointing_rename(); unpack_for_training(model)
     if getattr(model, 'is_loaded_in_4bit', False) and model.get_input_embeddings().weight.dtype == torch.float16:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # float16's small range: 16-bit weights to float32
-    return get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
-                                            use_rslora=lora.rslora, use_dora=lora.dora, task_type='CAUSAL_LM'))
+    model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+                                             use_rslora=lora.rslora, use_dora=lora.dora, task_type='CAUSAL_LM'))
+    return start_from(model, adapter_folder(lora.init_from)) if lora.init_from else model
 
 # %% ../nbs/07_adapters.ipynb #bb5338a9
 def check_adapter(folder:str|Path, # a folder written by `save_pretrained` of a PEFT model
@@ -72,3 +74,41 @@ def check_adapter(folder:str|Path, # a folder written by `save_pretrained` of a 
     if len(keys) < expected: raise ValueError(f"{f} holds {len(keys)} tensors, but the model has {expected} adapter matrices: the adapter was saved nearly empty.")
     if not trained: raise ValueError(f"{f}: every LoRA B matrix is zero, so the adapter never trained (did the run take a step?).")
     return dict(tensors=len(keys), bytes=f.stat().st_size)
+
+# %% ../nbs/07_adapters.ipynb #init-from
+def adapter_folder(source)->Path:
+    "The adapter folder of a run (a `TrainResult`, a run folder, or the adapter folder itself)."
+    p = Path(getattr(source, 'adapter_dir', source)).expanduser()
+    for d in (p, p/'adapter'):
+        if (d/'adapter_config.json').exists(): return d
+    raise FileNotFoundError(f"{p} is neither a run folder (with adapter/) nor an adapter folder (with adapter_config.json). "
+                            f"Pass the output_dir of a finished run, or its adapter/ folder.")
+
+def check_init_from(lora:LoraSettings, # the new run's adapter settings
+                    names:list,        # the model's linear layers (`linear_names_of`)
+                   ):
+    "Raise a `ConfigError` unless `lora.init_from` is an adapter of the rank, scale and layers that `lora` asks for."
+    if lora.init_from is None: return
+    try: folder = adapter_folder(lora.init_from)
+    except FileNotFoundError as e: raise ConfigError(f'lora.init_from: {e}') from None
+    saved = json.loads((folder/'adapter_config.json').read_text())
+    layers = sorted(set(names) - {'lm_head'}) if lora.target_modules == 'all-linear' else sorted(lora.target_modules)
+    theirs = saved.get('target_modules')  # short names ('q_proj'), or full ones ('model.layers.0.self_attn.q_proj')
+    theirs = sorted({t.split('.')[-1] for t in theirs}) if isinstance(theirs, list) else theirs
+    differ = [f'{key}: {ours!r} here, {was!r} there' for key, ours, was in [('r', lora.r, saved.get('r')), ('alpha', lora.alpha, saved.get('lora_alpha')),
+              ('rslora', lora.rslora, saved.get('use_rslora')), ('dora', lora.dora, saved.get('use_dora')), ('target_modules', layers, theirs)] if ours != was]
+    if differ: raise ConfigError(f"lora.init_from: the adapter in {folder} has other settings ({'; '.join(differ)}). Set lora as that run "
+                                 f"did (its config.yaml), so that its weights fit the new adapters.")
+
+def start_from(model,       # a PEFT model from `add_lora`'s first step: new adapters
+               folder:Path, # an adapter folder of the same shape (`check_init_from`)
+              ):            # `model`, its adapters now holding the saved weights
+    "Load the adapter weights saved in `folder` into `model`'s adapters, refusing any that does not fit."
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import load_file
+    saved, ours = load_file(folder/'adapter_model.safetensors'), get_peft_model_state_dict(model)
+    if {k: v.shape for k, v in saved.items()} != {k: v.shape for k, v in ours.items()}:
+        raise ValueError(f"{folder}: its adapter's tensors are not those of the new adapters (another base model?): "
+                         f"{sorted(set(saved) ^ set(ours))[:4] or 'the same names, other shapes'}. Continue a run on the model it was trained on.")
+    set_peft_model_state_dict(model, saved)
+    return model

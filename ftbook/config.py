@@ -45,13 +45,15 @@ class LoraSettings:
     target_modules:str|list = 'all-linear'  # 'all-linear' (every linear layer but the output head) or layer names
     rslora:bool = False                  # rank-stabilised scaling, alpha/sqrt(r): helps at large ranks
     dora:bool = False                    # weight-decomposed LoRA (DoRA): a little better, slower
+    init_from:str|None = None            # a finished run (or its adapter/) whose adapter this run starts from, e.g. to learn reviewed corrections; None: new adapters
 
     def checks(self): return [
         ('r', self.r >= 1, 'the rank must be at least 1 (typical: 8 to 64)'),
         ('alpha', self.alpha > 0, 'alpha must be positive (typical: r or 2*r)'),
         ('dropout', 0 <= self.dropout < 1, 'dropout is a probability in [0, 1)'),
         ('target_modules', self.target_modules == 'all-linear' or (isinstance(self.target_modules, list) and self.target_modules
-                           and all(isinstance(t, str) for t in self.target_modules)), "use 'all-linear' or a list of layer names")]
+                           and all(isinstance(t, str) for t in self.target_modules)), "use 'all-linear' or a list of layer names"),
+        ('init_from', self.init_from is None or isinstance(self.init_from, str), 'a run folder or its adapter/ folder, as a path')]
 
 # %% ../nbs/05_config.ipynb #eeea7e4a
 @dataclass

@@ -12,6 +12,7 @@ from .core import atomic_dir, pause_point, write_atomic
 from .config import DTYPES, RunConfig
 from .model import pretrained_model
 from .data import PromptTemplate, prompt_text
+from .adapters import adapter_folder
 from .system import four_bit, load_adapter, read_template
 
 _all_ = ['export', 'merge_adapter']  # what a user calls; the rest is exported for the package's own use
@@ -205,15 +206,6 @@ def write_gguf(model_dir:str|Path, # a transformers model folder (config, safete
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
     return path
 
-# ---- export
-def _adapter_of(source)->Path:
-    "The adapter folder of a run (a `TrainResult`, a run folder, or the adapter folder itself)."
-    p = Path(getattr(source, 'adapter_dir', source))
-    for d in (p, p/'adapter'):
-        if (d/'adapter_config.json').exists(): return d
-    raise FileNotFoundError(f"{p} is neither a run folder (with adapter/) nor an adapter folder (with adapter_config.json). "
-                            f"Pass the output_dir of a finished run, or its adapter/ folder.")
-
 # %% ../nbs/16_ship.ipynb #e01512d1
 def check_gguf(reference:str|Path, # the merged model folder the file was written from
                gguf_file:str|Path, # the exported file
@@ -297,7 +289,7 @@ def export(source,                    # a finished run: its `TrainResult`, its f
     "Ship a run: the adapter merged into its base, as a GGUF file with a Modelfile and a README, or as a model folder."
     if to not in ('gguf', 'merged'): raise ValueError(f"to={to!r}: use 'gguf' (llama.cpp, Ollama) or 'merged' (transformers, vLLM, TGI).")
     _gguf_types(quant)
-    adapter = _adapter_of(source)
+    adapter = adapter_folder(source)
     dest = Path(dest).expanduser().resolve() if dest else adapter.parent/('merged' if to == 'merged' else f'gguf-{quant}')
     _writable(dest)
     for stale in dest.parent.glob(f'.{dest.name}.tmp-*'): shutil.rmtree(stale, ignore_errors=True)  # left by an export that was killed

@@ -14,7 +14,7 @@ from .quant import load_model
 from .data import make_pairs, split_pairs
 from .system import System, load_system
 from .config import DTYPES, ConfigError, RunConfig, decide_auto
-from .adapters import meta_model, linear_names_of, add_lora, check_adapter, check_target_modules
+from .adapters import meta_model, linear_names_of, add_lora, check_adapter, check_init_from, check_target_modules
 from .trainer import check_trackers, make_trainer, training_rows
 from .monitor import TrainingMonitor, figure_png, loss_history, overfitting_step, plot_losses
 from .checkpoints import prepare_run_folder, restore_finished, training_done
@@ -116,7 +116,8 @@ def train(config:RunConfig,     # the run's configuration (checked first); its `
     "Fine-tune `config.model` with LoRA adapters (QLoRA when 4-bit) on the records, and save the run."
     config.check(); check_trackers(config.train.report_to)
     empty = meta_model(config.model.name, config.model.trust_remote_code)  # on the meta device: no weights yet
-    check_target_modules(config.lora, linear_names_of(empty))
+    names = linear_names_of(empty)
+    check_target_modules(config.lora, names); check_init_from(config.lora, names)
     config = decided_config(config, resume, empty)  # what config.yaml records
     checkpoint = prepare_run_folder(config, resume)
     train_pairs, val_pairs = _run_pairs(config, records, val_records)

@@ -319,6 +319,10 @@ CASES = [
          lambda d, fx: train(run_config(d, fx, **{'model.name': str(d/'nowhere')}), [dict(q='What is 1 plus 1?', a='2.')]*6), out='run', error=FileNotFoundError),
     Case('config/no-data', 'api', ['No training data', 'set data.path'],
          lambda d, fx: train(run_config(d, fx)), out='run', error=ValueError),
+    Case('config/init-from-not-a-run', 'api', ['lora.init_from', 'neither a run folder', 'output_dir of a finished run'],
+         lambda d, fx: train(run_config(d, fx, **{'lora.init_from': str(d/'nowhere')}), [dict(q='What is 1 plus 1?', a='2.')]*6), out='run', error=ValueError),
+    Case('config/init-from-other-settings', 'api', ['has other settings', 'r: 16 here, 2 there', 'alpha: 32 here, 8 there', 'its config.yaml'],
+         lambda d, fx: train(run_config(d, fx, **{'lora.init_from': str(fx.adapter)}), [dict(q='What is 1 plus 1?', a='2.')]*6), out='run', error=ValueError),
 
     # model paths
     Case('model/missing-folder', 'api', ['gone', 'neither a local folder', 'Pass the path of a folder'],

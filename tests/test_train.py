@@ -183,3 +183,17 @@ def test_a_terminal_shows_one_training_bar_and_a_bar_per_system(tmp_path):
     lines = shown.replace('\r', '\n').splitlines()
     for system in ('base model + your prompt', 'fine-tuned'):
         assert any(l.startswith(f'records.jsonl: {system}') and '6/6' in l and 'answer' in l for l in lines), (system, shown[-2000:])
+
+def test_a_run_continues_from_another_runs_adapter(tmp_path):
+    """`lora.init_from`: the second run's adapters start from the first run's weights. One step at a learning rate too small to move
+    them leaves the second adapter equal to the first; from new adapters (B at zero) it would be far from it."""
+    from safetensors.torch import load_file
+    first = train(tiny_config(tmp_path/'first', **{'train.max_steps': 4, 'train.lr': 5e-2}), arithmetic(8), arithmetic(4, start=100), progress_bar=False)
+    written = (Path(first.adapter_dir)/'adapter_model.safetensors').read_bytes()
+    second = train(tiny_config(tmp_path/'second', **{'train.max_steps': 1, 'train.lr': 1e-12, 'lora.init_from': first.output_dir}),
+                   arithmetic(8, start=200), arithmetic(4, start=100), progress_bar=False)
+    was, now = (load_file(Path(r.adapter_dir)/'adapter_model.safetensors') for r in (first, second))
+    assert was.keys() == now.keys() and max((was[k] - now[k]).abs().max().item() for k in was) < 1e-6
+    assert max(v.abs().max().item() for k, v in was.items() if 'lora_B' in k) > 1e-3  # the first run moved its B matrices away from zero
+    assert RunConfig.load(Path(second.output_dir)/'config.yaml').lora.init_from == first.output_dir  # the run records where it started
+    assert (Path(first.adapter_dir)/'adapter_model.safetensors').read_bytes() == written  # the first run is only read
