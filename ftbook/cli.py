@@ -68,13 +68,21 @@ def cmd_eval(args):
 
 def cmd_review(args):
     "Review an evaluation's flagged answers in the terminal, each saved at once; print what was done and where it is."
+    from ftbook.core import write_atomic
     from ftbook.eval import load_results
-    from ftbook.review import Reviews, review_in_terminal, review_queue
-    reviews = Reviews(args.out, reviewer=args.reviewer)
-    queue = review_queue(load_results(args.results), system=args.system, everything=args.all)
+    from ftbook.review import Reviews, answer_fields, review_in_terminal, review_queue, reviewed_records
+    reviews, result = Reviews(args.out, reviewer=args.reviewer), load_results(args.results)
+    queue = review_queue(result, system=args.system, everything=args.all)
+    fields = answer_fields(result, queue.attrs['system']) if args.records else None  # before any reading: a wrong folder fails first
     counts = review_in_terminal(queue, reviews)
     print(f"\n{counts['accepted']} accepted, {counts['corrected']} corrected, {counts['skipped']} skipped, {counts['left']} left to review; "
           f"{len(reviews)} reviews in {reviews.path}")
+    if args.records:
+        records = reviewed_records(reviews, *fields)
+        write_atomic(args.records, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in records))
+        print(f"{len(records)} corrections as training records ({fields[0]}, {fields[1]}) in {args.records}. To teach them, continue the run on them "
+              f"beside its training data: cat TRAIN.jsonl {args.records} > next.jsonl; ftbook train RUN/config.yaml --set lora.init_from=RUN "
+              f"data.path=next.jsonl output_dir=RUN-reviewed")
 
 def _chat_command(line:str)->tuple:
     "A chat line read as (command, argument): '/reset', '/system TEXT', '/exit', or ('say', the text)."
@@ -167,6 +175,7 @@ def parser()->argparse.ArgumentParser:
     r.add_argument('--system', help='whose answers (default: the fine-tuned one)')
     r.add_argument('--all', action='store_true', help='every answer, not only the flagged ones')
     r.add_argument('--reviewer', help='who reviews (default: the login name)')
+    r.add_argument('--records', metavar='FILE', help="also write the corrections as training records (JSON lines, the evaluated records' fields), for the next run")
     c = sub.add_parser('chat', help="talk to a run's model in the terminal, answers streamed")
     c.add_argument('adapter', help="a training run's adapter/ folder")
     c.add_argument('--base', action='store_true', help='talk to the base model instead, with the same template and system prompt')

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import pandas as pd
 from .core import file_lock, pause_point, write_atomic
+from .data import PromptTemplate
 from .eval import EvalResult
 from .widgets import load_ipywidgets, widget_box
 
@@ -29,8 +30,10 @@ def review_queue(result:EvalResult,   # from `compare`, `evaluate_run` or `load_
     if not everything and 'review' not in ex: raise ValueError("The evaluation has no review flags: evaluate with the 'unsupported' metric (or a task's claims), or pass everything=True.")
     rows = ex[(ex.system == system) & (True if everything else ex.review > 0)]
     claims = rows.unsupported_claims if 'unsupported_claims' in rows else [''] * len(rows)  # as `score_outputs` writes them: joined by '; '
-    return pd.DataFrame(dict(system=system, example=rows.example, source=rows.source, output=rows.output, reference=rows.reference,
-                             claims=[[c for c in x.split('; ') if c] if isinstance(x, str) else [] for x in claims])).reset_index(drop=True)
+    queue = pd.DataFrame(dict(system=system, example=rows.example, source=rows.source, output=rows.output, reference=rows.reference,
+                              claims=[[c for c in x.split('; ') if c] if isinstance(x, str) else [] for x in claims])).reset_index(drop=True)
+    queue.attrs['system'] = system  # whose answers, even when none is flagged
+    return queue
 
 # %% ../nbs/17_review.ipynb #read-reviews
 def _key(source:str, output:str)->str: return hashlib.sha256(json.dumps([source, output]).encode()).hexdigest()[:16]  # one review per answer
@@ -94,6 +97,19 @@ def reviewed_records(reviews:Reviews|str|Path, # a `Reviews`, or the file it wri
     items = reviews.items if isinstance(reviews, Reviews) else read_reviews(reviews)
     latest = {r['source']: r for r in items}  # oldest first: the last one wins
     return [{source_field: r['source'], target_field: r['corrected']} for r in latest.values() if accepted or not r['accepted']]
+
+# %% ../nbs/17_review.ipynb #answer-fields
+def answer_fields(result:EvalResult, # the evaluation the reviewed answers came from
+                  system:str,        # the reviewed system
+                 )->tuple:           # (input field, answer field), e.g. ('note', 'summary')
+    "The record fields a reviewed answer goes back into: the evaluation's input field, and the one field the system's template answers in."
+    saved = (result.settings.get('systems') or {}).get(system, {}).get('template')
+    template, source = PromptTemplate.from_dict(saved) if saved else None, result.settings.get('source_field')
+    answer = sorted(set(template.fields()) - set(template.prompt_fields())) if template else []
+    if not source or len(answer) != 1:
+        raise ValueError(f"The evaluation does not say which record fields {system!r} reads and writes (input: {source!r}, answer: {answer}); "
+                         f"it was not written by `compare` or `ftbook eval`. Name them yourself: reviewed_records(reviews, 'note', 'summary').")
+    return source, answer[0]
 
 # %% ../nbs/17_review.ipynb #marked
 def claim_words(claims:list, # claims in words, as a claims function lists them

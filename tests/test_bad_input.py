@@ -226,6 +226,8 @@ CASES = [
          lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'notes.jsonl')], {'eval/results.json': EVAL_RESULTS, 'notes.jsonl': 'Cough for 3 days\n'}),
     Case('cli/review-unknown-system', 'cli', ["system='base'", "choose one of the evaluated systems ['fine-tuned']"],
          lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'reviews.jsonl'), '--system', 'base'], {'eval/results.json': EVAL_RESULTS}, out='reviews.jsonl'),
+    Case('cli/review-records-unknown-fields', 'cli', ["which record fields 'fine-tuned' reads and writes", "reviewed_records(reviews, 'note', 'summary')"],
+         lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'reviews.jsonl'), '--records', str(d/'fixes.jsonl')], {'eval/results.json': EVAL_RESULTS}, out='reviews.jsonl'),
     Case('cli/chat-not-a-run', 'cli', ['does not exist', "adapter/ or merged/ folder"], lambda d, fx: ['chat', str(d/'run'/'adapter')]),
     # ShareGPT, Alpaca and Parquet files: converted when read; what cannot be is refused with its line (or row) and the layout expected
     *[Case(f'formats/sharegpt-{name}', 'api', ['s.jsonl', 'line 2', *words], lambda d, fx: make_pairs(d/'s.jsonl'), {'s.jsonl': sharegpt_lines(record)}, error=ValueError)

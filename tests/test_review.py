@@ -3,6 +3,7 @@ file read back; killed while saving a review, the file holds every review saved 
 import json, subprocess, sys
 from pathlib import Path
 import pandas as pd
+from ftbook.data import PromptTemplate, read_records
 from ftbook.eval import EvalResult, Unsupported, save_results, score_outputs
 from ftbook.review import read_reviews, reviewed_records
 
@@ -18,7 +19,8 @@ def eval_folder(d:Path)->Path:
         ex = pd.DataFrame(dict(system=system, example=range(3), output=ANSWERS, reference=[''] * 3, source=NOTES))
         frames.append(pd.concat([ex, score_outputs([Unsupported()], ANSWERS, [''] * 3, NOTES)], axis=1))
     summary = pd.DataFrame(index=pd.Index(['fine-tuned', 'base + your prompt'], name='system'), data=dict(review=[1.0, 1.0]))
-    return save_results(EvalResult(summary, pd.concat(frames, ignore_index=True), {}), d, 'eval-notes')
+    settings = dict(source_field='note', systems={s: dict(template=PromptTemplate('{note}', '{summary}').to_dict()) for s in summary.index})
+    return save_results(EvalResult(summary, pd.concat(frames, ignore_index=True), settings), d, 'eval-notes')
 
 def review(d:Path, typed:str, *extra)->subprocess.CompletedProcess:
     return subprocess.run([str(FTBOOK), 'review', str(d/'eval-notes'), '--out', str(d/'reviews.jsonl'), '--reviewer', 'dr.lee', *extra],
@@ -26,8 +28,10 @@ def review(d:Path, typed:str, *extra)->subprocess.CompletedProcess:
 
 def test_review_in_the_terminal(tmp_path):
     eval_folder(tmp_path)
-    r = review(tmp_path, 'a\ne\nCough for a week, no fever;\nhoney and fluids.\n.\ns\n')  # accept, correct, skip
+    r = review(tmp_path, 'a\ne\nCough for a week, no fever;\nhoney and fluids.\n.\ns\n', '--records', str(tmp_path/'fixes.jsonl'))  # accept, correct, skip
     assert r.returncode == 0, r.stderr
+    assert read_records(tmp_path/'fixes.jsonl') == [dict(note=NOTES[1], summary='Cough for a week, no fever;\nhoney and fluids.')]  # what `ftbook train` reads
+    assert '1 corrections as training records (note, summary)' in r.stdout and 'lora.init_from=RUN' in r.stdout
     assert '1 accepted, 1 corrected, 1 skipped, 1 left to review; 2 reviews in' in r.stdout and 'CLAIMS: 20; 5' in r.stdout
     saved = read_reviews(tmp_path/'reviews.jsonl')
     assert [(x['source'], x['accepted'], x['reviewer']) for x in saved] == [(NOTES[0], True, 'dr.lee'), (NOTES[1], False, 'dr.lee')]
