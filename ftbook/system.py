@@ -225,6 +225,7 @@ def _decode(model, ids:torch.Tensor, # (rows, length) token ids, the rows padded
             cache,                   # the KV cache of the tokens already run (a shared prefix), or None
             s:dict,                  # generation settings, from `check_generation`
             eos:int,                 # the token that ends an answer
+            processors:list,         # the model's own logits processors (`_model_processors`), built once per call of `generate_texts`
             streamer=None,           # prints the answer of a single row as it is generated
            )->list:                  # per row, `s['candidates']` lists of new token ids, one after the other
     "Greedy or sampled decoding with a KV cache, each answer leaving the batch as soon as it ends with EOS; the prompt is run once for all its candidates."
@@ -235,7 +236,7 @@ def _decode(model, ids:torch.Tensor, # (rows, length) token ids, the rows padded
     step_ids, step_pos = ids[:, done:], (mask.cumsum(-1) - 1).clamp(min=0)[:, done:]  # positions count tokens, not pads
     temperature = torch.tensor([s['temperature']] + [s['temperature'] or SAMPLE_TEMPERATURE]*(n - 1), device=dev).repeat(len(ids))
     rows = list(range(len(ids)*n)); new = [[] for _ in rows]
-    processors, seq = _model_processors(model), ids.repeat_interleave(n, 0)  # every token so far, for the processors that read them
+    seq = ids.repeat_interleave(n, 0)  # every token so far, for the processors that read them
     if streamer is not None: streamer.put(ids.cpu())
     for step in range(s['max_new_tokens']):
         logits = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
@@ -255,7 +256,7 @@ def _decode(model, ids:torch.Tensor, # (rows, length) token ids, the rows padded
     if streamer is not None: streamer.end()
     return [new[i*n:(i+1)*n] for i in range(len(ids))]
 
-def _generate_batch(model, tok, prompts:list, s:dict, streamer=None, prefix:tuple|None=None)->list:
+def _generate_batch(model, tok, prompts:list, s:dict, processors:list, streamer=None, prefix:tuple|None=None)->list:
     "Per prompt, its candidate answers: after the `prefix` they share (from its cache), each prompt's own tokens, left-padded; a `streamer` (one prompt) prints the answer as it is generated."
     head, cache = prefix or ([], None)
     tails = [ids[len(head):] for ids in tok(prompts, add_special_tokens=False)['input_ids']]
@@ -264,7 +265,7 @@ def _generate_batch(model, tok, prompts:list, s:dict, streamer=None, prefix:tupl
     ids = as_tensor([head + [tok.pad_token_id]*(width - len(t)) + t for t in tails])
     mask = as_tensor([[1]*len(head) + [0]*(width - len(t)) + [1]*len(t) for t in tails])  # the pads sit between the shared prefix and each prompt's own end
     if cache is not None: cache = copy.deepcopy(cache); cache.batch_repeat_interleave(len(tails))
-    with torch.inference_mode(): new = _decode(model, ids, mask, cache, s, tok.eos_token_id, streamer)
+    with torch.inference_mode(): new = _decode(model, ids, mask, cache, s, tok.eos_token_id, processors, streamer)
     return [[_answer(tok, c, len(head) + len(t)) for c in cands] for cands, t in zip(new, tails)]
 
 # %% ../nbs/04_system.ipynb #a34c8123
@@ -297,9 +298,10 @@ def generate_texts(model, tok,    # a model and its prepared tokenizer
     bar = tqdm(total=len(prompts), desc=desc, unit='answer', disable=None if desc else True)  # disable=None: drawn in a terminal only
     try:
         prefix = shared_prefix(model, ids) if s['batch_size'] > 1 else None
+        processors = _model_processors(model)  # built once, so a warning about the model's settings comes once
         for b in range(0, len(order), s['batch_size']):
             idx = order[b:b+s['batch_size']]
-            for i, cands in zip(idx, _generate_batch(model, tok, [prompts[i] for i in idx], s, prefix=prefix)):
+            for i, cands in zip(idx, _generate_batch(model, tok, [prompts[i] for i in idx], s, processors, prefix=prefix)):
                 out[i] = cands[0] if score is None else _choose(cands, [score(i, c['text']) for c in cands])
             bar.update(len(idx))
     finally: model.train(training); bar.close()
@@ -399,7 +401,7 @@ def reply(self, messages:list,  # the conversation so far, ending with the user'
     training, t0 = self.model.training, time.perf_counter()
     self.model.eval()  # LoRA dropout off, as in `generate`
     torch.manual_seed(s['seed'])
-    try: answer = _generate_batch(self.model, self.tok, [self._chat_prompt(messages)], s, streamer)[0][0]
+    try: answer = _generate_batch(self.model, self.tok, [self._chat_prompt(messages)], s, _model_processors(self.model), streamer)[0][0]
     finally: self.model.train(training)
     return dict(answer, seconds=time.perf_counter() - t0, dropped=dropped)
 
