@@ -76,8 +76,9 @@ def check_adapter(folder:str|Path, # a folder written by `save_pretrained` of a 
     return dict(tensors=len(keys), bytes=f.stat().st_size)
 
 # %% ../nbs/07_adapters.ipynb #init-from
-def adapter_folder(source)->Path:
-    "The adapter folder of a run (a `TrainResult`, a run folder, or the adapter folder itself)."
+def adapter_folder(source, # a `TrainResult`, a run folder, or an adapter folder
+                  )->Path:  # the folder holding adapter_config.json
+    "The adapter folder of a run."
     p = Path(getattr(source, 'adapter_dir', source)).expanduser()
     for d in (p, p/'adapter'):
         if (d/'adapter_config.json').exists(): return d
@@ -85,20 +86,25 @@ def adapter_folder(source)->Path:
                             f"Pass the output_dir of a finished run, or its adapter/ folder.")
 
 def check_init_from(lora:LoraSettings, # the new run's adapter settings
-                    names:list,        # the model's linear layers (`linear_names_of`)
+                    names:list,        # the names of the model's linear layers
+                    base:Path,         # the new run's model folder (`pretrained_model`)
                    ):
-    "Raise a `ConfigError` unless `lora.init_from` is an adapter of the rank, scale and layers that `lora` asks for."
+    "Raise a `ConfigError` unless `lora.init_from` is an adapter of the rank, scale and layers that `lora` asks for, on the same model (when its folder is here to compare)."
     if lora.init_from is None: return
     try: folder = adapter_folder(lora.init_from)
     except FileNotFoundError as e: raise ConfigError(f'lora.init_from: {e}') from None
     saved = json.loads((folder/'adapter_config.json').read_text())
-    layers = sorted(set(names) - {'lm_head'}) if lora.target_modules == 'all-linear' else sorted(lora.target_modules)
+    was = Path(saved.get('base_model_name_or_path') or '').expanduser()
+    if was.name and was.is_dir() and was.resolve() != Path(base).resolve():
+        raise ConfigError(f"lora.init_from: the adapter in {folder} was trained on {was}, and this run trains {base}. "
+                          f"Continue a run on the model it was trained on (set model.name to it).")
+    layers = sorted(set(names) - {'lm_head'}) if lora.target_modules == 'all-linear' else sorted(set(lora.target_modules))
     theirs = saved.get('target_modules')  # short names ('q_proj'), or full ones ('model.layers.0.self_attn.q_proj')
     theirs = sorted({t.split('.')[-1] for t in theirs}) if isinstance(theirs, list) else theirs
     differ = [f'{key}: {ours!r} here, {was!r} there' for key, ours, was in [('r', lora.r, saved.get('r')), ('alpha', lora.alpha, saved.get('lora_alpha')),
-              ('rslora', lora.rslora, saved.get('use_rslora')), ('dora', lora.dora, saved.get('use_dora')), ('target_modules', layers, theirs)] if ours != was]
+              ('rslora', lora.rslora, saved.get('use_rslora', False)), ('dora', lora.dora, saved.get('use_dora', False)), ('target_modules', layers, theirs)] if ours != was]
     if differ: raise ConfigError(f"lora.init_from: the adapter in {folder} has other settings ({'; '.join(differ)}). Set lora as that run "
-                                 f"did (its config.yaml), so that its weights fit the new adapters.")
+                                 f"did ({folder.parent/'config.yaml'} for a run of ftbook), so that its weights fit the new adapters.")
 
 def start_from(model,       # a PEFT model from `add_lora`'s first step: new adapters
                folder:Path, # an adapter folder of the same shape (`check_init_from`)

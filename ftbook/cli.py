@@ -70,19 +70,21 @@ def cmd_review(args):
     "Review an evaluation's flagged answers in the terminal, each saved at once; print what was done and where it is."
     from ftbook.core import write_atomic
     from ftbook.eval import load_results
-    from ftbook.review import Reviews, answer_fields, review_in_terminal, review_queue, reviewed_records
+    from ftbook.review import Reviews, answer_fields, review_in_terminal, review_queue, reviewed_records, reviewed_system
+    if args.records and Path(args.records).resolve() == Path(args.out).resolve():
+        raise ValueError(f"--records {args.records} is the reviews file (--out): give the training records a file of their own.")
     reviews, result = Reviews(args.out, reviewer=args.reviewer), load_results(args.results)
     queue = review_queue(result, system=args.system, everything=args.all)
-    fields = answer_fields(result, queue.attrs['system']) if args.records else None  # before any reading: a wrong folder fails first
+    fields = answer_fields(result, reviewed_system(result, args.system)) if args.records else None  # before a review is asked: an evaluation without fields fails first
     counts = review_in_terminal(queue, reviews)
     print(f"\n{counts['accepted']} accepted, {counts['corrected']} corrected, {counts['skipped']} skipped, {counts['left']} left to review; "
           f"{len(reviews)} reviews in {reviews.path}")
     if args.records:
         records = reviewed_records(reviews, *fields)
+        if not records: return print(f"No corrections among the reviews: {args.records} not written.")
         write_atomic(args.records, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in records))
-        print(f"{len(records)} corrections as training records ({fields[0]}, {fields[1]}) in {args.records}. To teach them, continue the run on them "
-              f"beside its training data: cat TRAIN.jsonl {args.records} > next.jsonl; ftbook train RUN/config.yaml --set lora.init_from=RUN "
-              f"data.path=next.jsonl output_dir=RUN-reviewed")
+        print(f"Corrections as training records ({fields[0]}, {fields[1]}): {len(records)} in {args.records}. A run learns them by continuing from "
+              f"the reviewed run's adapter (lora.init_from) on them and some of its training data: see the Review chapter.")
 
 def _chat_command(line:str)->tuple:
     "A chat line read as (command, argument): '/reset', '/system TEXT', '/exit', or ('say', the text)."

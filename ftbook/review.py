@@ -16,24 +16,29 @@ from .widgets import load_ipywidgets, widget_box
 # %% auto #0
 __all__ = ['review_queue', 'read_reviews', 'Reviews', 'reviewed_records', 'review_widget']
 
+# %% ../nbs/17_review.ipynb #reviewed-system
+def reviewed_system(result:EvalResult,   # an evaluation
+                    system:str|None=None, # a system's name, or None for the default
+                   )->str:                # the name of the system whose answers are reviewed
+    "`system` checked against the evaluated systems; by default the only one, or the one not named as a base model."
+    names = list(dict.fromkeys(result.examples.system))
+    tuned = [n for n in names if 'base' not in n.lower()]
+    system = system or (names[0] if len(names) == 1 else tuned[0] if len(tuned) == 1 else None)
+    if system not in names: raise ValueError(f"system={system!r}: choose one of the evaluated systems {names}.")
+    return system
+
 # %% ../nbs/17_review.ipynb #queue
 def review_queue(result:EvalResult,   # from `compare`, `evaluate_run` or `load_results`
                  system:str|None=None, # whose answers to review (default: the only system, or the one not named as a base model)
                  everything:bool=False,# every answer, not only the flagged ones
                 )->pd.DataFrame:       # one row per answer to read: example, source, output, reference, claims
     "The answers of `system` a person should read: those flagged for review (the `review` column), with the claims that flagged them."
-    ex = result.examples
-    names = list(dict.fromkeys(ex.system))
-    tuned = [n for n in names if 'base' not in n.lower()]
-    system = system or (names[0] if len(names) == 1 else tuned[0] if len(tuned) == 1 else None)
-    if system not in names: raise ValueError(f"system={system!r}: choose one of the evaluated systems {names}.")
+    ex, system = result.examples, reviewed_system(result, system)
     if not everything and 'review' not in ex: raise ValueError("The evaluation has no review flags: evaluate with the 'unsupported' metric (or a task's claims), or pass everything=True.")
     rows = ex[(ex.system == system) & (True if everything else ex.review > 0)]
     claims = rows.unsupported_claims if 'unsupported_claims' in rows else [''] * len(rows)  # as `score_outputs` writes them: joined by '; '
-    queue = pd.DataFrame(dict(system=system, example=rows.example, source=rows.source, output=rows.output, reference=rows.reference,
-                              claims=[[c for c in x.split('; ') if c] if isinstance(x, str) else [] for x in claims])).reset_index(drop=True)
-    queue.attrs['system'] = system  # whose answers, even when none is flagged
-    return queue
+    return pd.DataFrame(dict(system=system, example=rows.example, source=rows.source, output=rows.output, reference=rows.reference,
+                             claims=[[c for c in x.split('; ') if c] if isinstance(x, str) else [] for x in claims])).reset_index(drop=True)
 
 # %% ../nbs/17_review.ipynb #read-reviews
 def _key(source:str, output:str)->str: return hashlib.sha256(json.dumps([source, output]).encode()).hexdigest()[:16]  # one review per answer
@@ -106,9 +111,11 @@ def answer_fields(result:EvalResult, # the evaluation the reviewed answers came 
     saved = (result.settings.get('systems') or {}).get(system, {}).get('template')
     template, source = PromptTemplate.from_dict(saved) if saved else None, result.settings.get('source_field')
     answer = sorted(set(template.fields()) - set(template.prompt_fields())) if template else []
-    if not source or len(answer) != 1:
-        raise ValueError(f"The evaluation does not say which record fields {system!r} reads and writes (input: {source!r}, answer: {answer}); "
-                         f"it was not written by `compare` or `ftbook eval`. Name them yourself: reviewed_records(reviews, 'note', 'summary').")
+    if not source or len(answer) != 1 or template.prompt_fields() != [source] or template.completion != '{' + answer[0] + '}':
+        raise ValueError(f"The reviewed answers of {system!r} do not make records on their own: " +
+                         ("the evaluation names no input field or template for it" if not (source and template) else
+                          f"its template reads {template.prompt_fields()} (the evaluation's input is {source!r}) and answers {template.completion!r}") +
+                         ". Build the records in Python, with the fields your data uses: reviewed_records(reviews, 'note', 'summary').")
     return source, answer[0]
 
 # %% ../nbs/17_review.ipynb #marked

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from transformers import set_seed
 from .core import atomic_dir, machine_info, pause_point, pick_device, quiet_checkpointing_rename, write_atomic
+from .model import pretrained_model
 from .quant import load_model
 from .data import make_pairs, split_pairs
 from .system import System, load_system
@@ -117,7 +118,7 @@ def train(config:RunConfig,     # the run's configuration (checked first); its `
     config.check(); check_trackers(config.train.report_to)
     empty = meta_model(config.model.name, config.model.trust_remote_code)  # on the meta device: no weights yet
     names = linear_names_of(empty)
-    check_target_modules(config.lora, names); check_init_from(config.lora, names)
+    check_target_modules(config.lora, names); check_init_from(config.lora, names, pretrained_model(config.model.name))
     config = decided_config(config, resume, empty)  # what config.yaml records
     checkpoint = prepare_run_folder(config, resume)
     train_pairs, val_pairs = _run_pairs(config, records, val_records)

@@ -226,7 +226,9 @@ CASES = [
          lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'notes.jsonl')], {'eval/results.json': EVAL_RESULTS, 'notes.jsonl': 'Cough for 3 days\n'}),
     Case('cli/review-unknown-system', 'cli', ["system='base'", "choose one of the evaluated systems ['fine-tuned']"],
          lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'reviews.jsonl'), '--system', 'base'], {'eval/results.json': EVAL_RESULTS}, out='reviews.jsonl'),
-    Case('cli/review-records-unknown-fields', 'cli', ["which record fields 'fine-tuned' reads and writes", "reviewed_records(reviews, 'note', 'summary')"],
+    Case('cli/review-records-are-the-reviews', 'cli', ['is the reviews file (--out)', 'a file of their own'],
+         lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'reviews.jsonl'), '--records', str(d/'reviews.jsonl')], {'eval/results.json': EVAL_RESULTS}, out='reviews.jsonl'),
+    Case('cli/review-records-unknown-fields', 'cli', ["do not make records on their own", "names no input field or template", "reviewed_records(reviews, 'note', 'summary')"],
          lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'reviews.jsonl'), '--records', str(d/'fixes.jsonl')], {'eval/results.json': EVAL_RESULTS}, out='reviews.jsonl'),
     Case('cli/chat-not-a-run', 'cli', ['does not exist', "adapter/ or merged/ folder"], lambda d, fx: ['chat', str(d/'run'/'adapter')]),
     # ShareGPT, Alpaca and Parquet files: converted when read; what cannot be is refused with its line (or row) and the layout expected
@@ -323,7 +325,7 @@ CASES = [
          lambda d, fx: train(run_config(d, fx)), out='run', error=ValueError),
     Case('config/init-from-not-a-run', 'api', ['lora.init_from', 'neither a run folder', 'output_dir of a finished run'],
          lambda d, fx: train(run_config(d, fx, **{'lora.init_from': str(d/'nowhere')}), [dict(q='What is 1 plus 1?', a='2.')]*6), out='run', error=ValueError),
-    Case('config/init-from-other-settings', 'api', ['has other settings', 'r: 16 here, 2 there', 'alpha: 32 here, 8 there', 'its config.yaml'],
+    Case('config/init-from-other-settings', 'api', ['has other settings', 'r: 16 here, 2 there', 'alpha: 32 here, 8 there', 'config.yaml for a run of ftbook'],
          lambda d, fx: train(run_config(d, fx, **{'lora.init_from': str(fx.adapter)}), [dict(q='What is 1 plus 1?', a='2.')]*6), out='run', error=ValueError),
 
     # model paths

@@ -84,18 +84,20 @@ def reader_checkout(d:Path)->Path:
 def git_changes(d:Path)->str: return subprocess.run(['git', 'status', '--porcelain'], cwd=d, capture_output=True, text=True, check=True).stdout
 
 def wait_for(cond, what:str, deadline:float=120):
-    "Wait until `cond()` holds; fail naming `what` after `deadline` seconds (a guard against a hang, not a speed check)."
+    "Wait until `cond()` returns something true, and return it; fail naming `what` after `deadline` seconds (a guard against a hang, not a speed check)."
     t0 = time.monotonic()
-    while not cond():
+    while not (got := cond()):
         assert time.monotonic() - t0 < deadline, f'gave up waiting for {what}'
         time.sleep(0.5)
+    return got
 
-def written_since(nb:Path, mtime_ns:int)->bool:
-    """Whether `nb` was written after `mtime_ns` and the write is whole. Jupyter's server writes a notebook in place (its backup
+def written_since(nb:Path, mtime_ns:int)->bytes|None:
+    """The bytes of `nb` once written after `mtime_ns`, whole; None before. Jupyter's server writes a notebook in place (its backup
     copy is beside it), so the new mtime shows at the write's start: a file read then can be cut short. A whole notebook parses."""
-    if nb.stat().st_mtime_ns == mtime_ns: return False
-    try: json.loads(nb.read_bytes()); return True
-    except ValueError: return False
+    if nb.stat().st_mtime_ns == mtime_ns: return None
+    data = nb.read_bytes()
+    try: json.loads(data); return data
+    except ValueError: return None
 
 DASHBOARD = '14_dashboard.ipynb'  # a chapter with saved widget state (whole numbers that JavaScript rewrites) and a kernel to start
 
@@ -116,15 +118,15 @@ def test_opening_and_saving_a_chapter_in_lab_changes_nothing(tmp_path):
         page.goto(f'http://127.0.0.1:{port}/lab/tree/{DASHBOARD}?token=ftbook-test')
         page.wait_for_selector('.jp-Notebook h1:has-text("The dashboard")', timeout=120_000)
         page.wait_for_selector('.jp-StatusBar-Widget:has-text("| Idle")', timeout=120_000)  # the kernel started and answered
-        wait_for(lambda: written_since(nb, copied), f'an autosave of the opened notebook (server log: {home}/lab.log)')
-        assert nb.read_bytes() == committed and not git_changes(repo), 'opening the chapter changed it:\n' + git_changes(repo)
+        opened = wait_for(lambda: written_since(nb, copied), f'an autosave of the opened notebook (server log: {home}/lab.log)')
+        assert opened == committed and not git_changes(repo), 'opening the chapter changed it:\n' + git_changes(repo)
         autosaved = nb.stat().st_mtime_ns
         page.click('.jp-Notebook .jp-Cell >> nth=0')
         page.keyboard.press('Control+s')
-        wait_for(lambda: written_since(nb, autosaved), 'the save asked for with Ctrl+S', deadline=30)
+        saved = wait_for(lambda: written_since(nb, autosaved), 'the save asked for with Ctrl+S', deadline=30)
         page.screenshot(path=str(tmp_path/'lab.png'))  # to look at when this fails: the chapter open, its kernel idle
         browser.close()
-    assert nb.read_bytes() == committed, 'saving the chapter changed it: ' + subprocess.run(['git', 'diff', '--stat'], cwd=repo, capture_output=True, text=True).stdout
+    assert saved == committed, 'saving the chapter changed it: ' + subprocess.run(['git', 'diff', '--stat'], cwd=repo, capture_output=True, text=True).stdout
     assert not git_changes(repo), git_changes(repo)  # nor anything beside it (nbdev's .last_checked, Jupyter's checkpoints)
 
 def test_notebooks_hold_numbers_as_jupyterlab_writes_them():

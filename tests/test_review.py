@@ -31,7 +31,7 @@ def test_review_in_the_terminal(tmp_path):
     r = review(tmp_path, 'a\ne\nCough for a week, no fever;\nhoney and fluids.\n.\ns\n', '--records', str(tmp_path/'fixes.jsonl'))  # accept, correct, skip
     assert r.returncode == 0, r.stderr
     assert read_records(tmp_path/'fixes.jsonl') == [dict(note=NOTES[1], summary='Cough for a week, no fever;\nhoney and fluids.')]  # what `ftbook train` reads
-    assert '1 corrections as training records (note, summary)' in r.stdout and 'lora.init_from=RUN' in r.stdout
+    assert 'Corrections as training records (note, summary): 1 in' in r.stdout and 'lora.init_from' in r.stdout
     assert '1 accepted, 1 corrected, 1 skipped, 1 left to review; 2 reviews in' in r.stdout and 'CLAIMS: 20; 5' in r.stdout
     saved = read_reviews(tmp_path/'reviews.jsonl')
     assert [(x['source'], x['accepted'], x['reviewer']) for x in saved] == [(NOTES[0], True, 'dr.lee'), (NOTES[1], False, 'dr.lee')]
