@@ -52,8 +52,7 @@ class LoraSettings:
         ('alpha', self.alpha > 0, 'alpha must be positive (typical: r or 2*r)'),
         ('dropout', 0 <= self.dropout < 1, 'dropout is a probability in [0, 1)'),
         ('target_modules', self.target_modules == 'all-linear' or (isinstance(self.target_modules, list) and self.target_modules
-                           and all(isinstance(t, str) for t in self.target_modules)), "use 'all-linear' or a list of layer names"),
-        ('init_from', self.init_from is None or isinstance(self.init_from, str), 'a run folder or its adapter/ folder, as a path')]
+                           and all(isinstance(t, str) for t in self.target_modules)), "use 'all-linear' or a list of layer names")]
 
 # %% ../nbs/05_config.ipynb #eeea7e4a
 @dataclass
