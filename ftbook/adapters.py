@@ -94,15 +94,15 @@ def check_init_from(lora:LoraSettings, # the new run's adapter settings
     try: folder = adapter_folder(lora.init_from)
     except FileNotFoundError as e: raise ConfigError(f'lora.init_from: {e}') from None
     saved = json.loads((folder/'adapter_config.json').read_text())
-    was = Path(saved.get('base_model_name_or_path') or '').expanduser()
-    if was.name and was.is_dir() and was.resolve() != Path(base).resolve():
-        raise ConfigError(f"lora.init_from: the adapter in {folder} was trained on {was}, and this run trains {base}. "
+    trained_on = Path(saved.get('base_model_name_or_path') or '').expanduser()
+    if trained_on.name and trained_on.is_dir() and trained_on.resolve() != Path(base).resolve():
+        raise ConfigError(f"lora.init_from: the adapter in {folder} was trained on {trained_on}, and this run trains {base}. "
                           f"Continue a run on the model it was trained on (set model.name to it).")
     layers = sorted(set(names) - {'lm_head'}) if lora.target_modules == 'all-linear' else sorted(set(lora.target_modules))
     theirs = saved.get('target_modules')  # short names ('q_proj'), or full ones ('model.layers.0.self_attn.q_proj')
     theirs = sorted({t.split('.')[-1] for t in theirs}) if isinstance(theirs, list) else theirs
-    differ = [f'{key}: {ours!r} here, {was!r} there' for key, ours, was in [('r', lora.r, saved.get('r')), ('alpha', lora.alpha, saved.get('lora_alpha')),
-              ('rslora', lora.rslora, saved.get('use_rslora', False)), ('dora', lora.dora, saved.get('use_dora', False)), ('target_modules', layers, theirs)] if ours != was]
+    differ = [f'{key}: {here!r} here, {there!r} there' for key, here, there in [('r', lora.r, saved.get('r')), ('alpha', lora.alpha, saved.get('lora_alpha')),
+              ('rslora', lora.rslora, saved.get('use_rslora', False)), ('dora', lora.dora, saved.get('use_dora', False)), ('target_modules', layers, theirs)] if here != there]
     if differ: raise ConfigError(f"lora.init_from: the adapter in {folder} has other settings ({'; '.join(differ)}). Set lora as that run "
                                  f"did ({folder.parent/'config.yaml'} for a run of ftbook), so that its weights fit the new adapters.")
 
