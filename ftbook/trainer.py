@@ -59,10 +59,12 @@ def training_arguments(config:RunConfig,  # the checked configuration
                        device:torch.device, # where the run trains
                        dtype:torch.dtype,  # the compute dtype
                        progress_bar:bool=True, # the Trainer's text progress bar
+                       kind=None,          # the arguments' class: `RunArguments`, or a subclass with more settings (preference tuning's)
+                       **more,             # settings of that subclass, or changes to those below
                       ):
     "transformers `TrainingArguments` for `config` on `device`."
     t = config.train
-    return RunArguments(
+    return (kind or RunArguments)(**dict(
         output_dir=str(Path(config.output_dir)/'checkpoints'), num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.lr, lr_scheduler_type='cosine', warmup_steps=t.warmup, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
@@ -74,7 +76,7 @@ def training_arguments(config:RunConfig,  # the checked configuration
         train_sampling_strategy='random' if config.data.packing else 'group_by_length',  # similar lengths in a batch: less padding
         remove_unused_columns=False, include_num_input_tokens_seen='non_padding', ddp_find_unused_parameters=False, prediction_loss_only=True,
         seed=t.seed, data_seed=t.seed, disable_tqdm=not progress_bar,
-        report_to=list(t.report_to), run_name=Path(config.output_dir).name, run_config=config.to_dict())
+        report_to=list(t.report_to), run_name=Path(config.output_dir).name, run_config=config.to_dict()) | more)
 
 # %% ../nbs/08_trainer.ipynb #check-trackers
 _PIP_NAMES = {'tensorboard': "'ftbook[tracking]'", 'comet_ml': 'comet-ml', 'azure_ml': 'azureml-core', 'flyte': 'flytekit'}  # where a name differs
@@ -112,14 +114,14 @@ class CompletionLossTrainer(Trainer):
 # %% ../nbs/08_trainer.ipynb #b7b87746
 def make_trainer(model,                 # a PEFT model from `add_lora`
                  tok,                   # its tokenizer
-                 train_rows:list,       # from `training_rows`
-                 val_rows:list,         # from `training_rows`, for validation
+                 train_rows:list,       # from `training_rows` (`preference_rows` for dpo)
+                 val_rows:list,         # the same, for validation
                  config:RunConfig,      # the decided configuration
                  monitor:TrainingMonitor, # follows the run (dashboard, logs, Stop)
                  progress_bar:bool=True, # the Trainer's text progress bar (off when a dashboard shows progress)
                  val_pairs:list=(),     # the validation pairs, whose first `config.train.samples` are answered at each validation
                 ):
-    "A transformers `Trainer` for the run, with monitoring, checkpoint commits and early stopping."
+    "A transformers `Trainer` for the run (TRL's DPO trainer for `train.method: dpo`), with monitoring, checkpoint commits and early stopping."
     from transformers import EarlyStoppingCallback
     from transformers.integrations import TensorBoardCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -130,9 +132,12 @@ def make_trainer(model,                 # a PEFT model from `add_lora`
     if config.train.patience: callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.train.patience))
     if config.train.samples and val_pairs:
         callbacks.append(TrainingSamples(list(val_pairs[:config.train.samples]), tok, config.data.template, monitor, Path(config.output_dir)/'samples.jsonl'))
-    trainer = CompletionLossTrainer(model=model, args=training_arguments(config, device, dtype, progress_bar), train_dataset=train_rows,
-                      eval_dataset=val_rows, data_collator=lambda rows: collate(rows, tok.pad_token_id),
-                      processing_class=tok, callbacks=callbacks)
+    if config.train.method == 'dpo':
+        from ftbook.preference import preference_trainer  # preference tuning builds on this module (its arguments are `RunArguments`)
+        trainer = preference_trainer(model, tok, train_rows, val_rows, config, device, dtype, progress_bar, callbacks)
+    else: trainer = CompletionLossTrainer(model=model, args=training_arguments(config, device, dtype, progress_bar), train_dataset=train_rows,
+                                          eval_dataset=val_rows, data_collator=lambda rows: collate(rows, tok.pad_token_id),
+                                          processing_class=tok, callbacks=callbacks)
     if not progress_bar: trainer.remove_callback(PrinterCallback)  # no log lines printed under a dashboard
     elif trainer.pop_callback(ProgressCallback): trainer.add_callback(TerminalProgress())  # in a terminal; a notebook keeps the Trainer's table
     for cb in trainer.callback_handler.callbacks:

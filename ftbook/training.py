@@ -13,6 +13,7 @@ from .core import atomic_dir, machine_info, pause_point, pick_device, quiet_chec
 from .model import pretrained_model
 from .quant import load_model
 from .data import make_pairs, split_pairs
+from .preference import preference_pairs, preference_rows
 from .system import System, load_system
 from .config import DTYPES, ConfigError, RunConfig, decide_auto
 from .adapters import meta_model, linear_names_of, add_lora, check_adapter, check_init_from, check_target_modules
@@ -47,11 +48,21 @@ def _run_pairs(config:RunConfig, # its data settings: the template, where the re
         if not config.data.path: raise ConfigError('No training data: pass records (a list of dicts, a DataFrame or a .jsonl/.csv/.parquet file), '
                                                    'or set data.path to a .jsonl, .csv or .parquet file.')
         records = config.data.path
-    pairs = make_pairs(records, config.data.template)
+    make = preference_pairs if config.train.method == 'dpo' else make_pairs  # dpo: pairs with a rejected answer too
+    pairs = make(records, config.data.template)
     if val_records is None: pairs, val_pairs, _ = split_pairs(pairs, val=config.data.val, seed=config.data.seed)
-    else: val_pairs = make_pairs(val_records, config.data.template)
+    else: val_pairs = make(val_records, config.data.template)
     if not pairs or not val_pairs: raise ValueError(f"{len(pairs)} training and {len(val_pairs)} validation pairs: both are needed.")
     return pairs, val_pairs
+
+def _run_rows(config:RunConfig, # its data and method settings
+              pairs:list,       # from `_run_pairs`
+              tok,              # the prepared tokenizer
+             )->dict:           # {'rows', 'dropped', 'tokens', 'loss_tokens'}
+    "The rows the Trainer takes: supervised rows, or a preference run's pairs of answers (`ftbook.preference`)."
+    d = config.data
+    if config.train.method == 'dpo': return preference_rows(pairs, tok, d.template, d.max_len)
+    return training_rows(pairs, tok, d.template, d.max_len, d.packing)
 
 # %% ../nbs/06_training.ipynb #b07a26e2
 @dataclass
@@ -96,7 +107,7 @@ def save_run(trainer, tok, config:RunConfig, monitor:TrainingMonitor, rows:dict)
                       rows['dropped'], trainer.args.world_size, history)
     if not trainer.is_world_process_zero(): return res
     with atomic_dir(out/'adapter') as tmp:
-        trainer.model.save_pretrained(tmp); tok.save_pretrained(tmp)
+        trainer.model.save_pretrained(tmp, selected_adapters=['default']); tok.save_pretrained(tmp)  # not a preference run's frozen reference
         check_adapter(tmp, trainer.model)  # before the folder is committed: a bad adapter never becomes adapter/
         write_atomic(tmp/'template.json', json.dumps(config.data.template.to_dict(), indent=2))
         pause_point('saving-adapter')
@@ -124,8 +135,7 @@ def train(config:RunConfig,     # the run's configuration (checked first); its `
     train_pairs, val_pairs = _run_pairs(config, records, val_records)
     model, tok = load_model(config.model.name, quant=config.model.quant, dtype=DTYPES[config.model.dtype],
                             trust_remote_code=config.model.trust_remote_code)
-    rows = training_rows(train_pairs, tok, config.data.template, config.data.max_len, config.data.packing)
-    val_rows = training_rows(val_pairs, tok, config.data.template, config.data.max_len, config.data.packing)['rows']
+    rows, val_rows = _run_rows(config, train_pairs, tok), _run_rows(config, val_pairs, tok)['rows']
     monitor = monitor or TrainingMonitor()
     set_seed(config.train.seed)  # the adapters' random initialisation too, not only the Trainer's data order
     quiet_checkpointing_rename()

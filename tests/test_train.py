@@ -197,3 +197,22 @@ def test_a_run_continues_from_another_runs_adapter(tmp_path):
     assert max(v.abs().max().item() for k, v in was.items() if 'lora_B' in k) > 1e-3  # the first run moved its B matrices away from zero
     assert RunConfig.load(Path(second.output_dir)/'config.yaml').lora.init_from == first.output_dir  # the run records where it started
     assert (Path(first.adapter_dir)/'adapter_model.safetensors').read_bytes() == written  # the first run is only read
+
+def test_a_preference_run_killed_resumes_and_saves_only_its_adapter(tmp_path, kill_at):
+    """`train.method: dpo` from the command line, on records with a chosen and a rejected answer: killed after a committed checkpoint,
+    resumed, and finished with the loss starting at log 2 (the model is its own reference), falling, and the adapter saved without the reference."""
+    import math
+    from conftest import ARITHMETIC
+    cfg = write_run_config(tmp_path, method='dpo', lr=1e-2)
+    (tmp_path/'records.jsonl').write_text(''.join(json.dumps(dict(q=r['q'], chosen=r['a'], rejected=r['a'] + ' Or perhaps not.')) + '\n' for r in ARITHMETIC))
+    run = tmp_path/'run'
+    kill_at([str(BIN/'ftbook'), 'train', str(cfg)], 'committed:4')
+    assert int(complete_checkpoints(run/'checkpoints')[-1].name.split('-')[1]) == 4 and not (run/'adapter').exists()
+    done = ftbook('train', str(cfg), '--resume')
+    assert done.returncode == 0, done.stderr[-3000:]
+    res, history = json.loads((run/'result.json').read_text()), pd.read_csv(run/'history.csv')
+    losses = history.dropna(subset=['loss'])
+    assert res['ended'] == 'finished' and losses.step.tolist() == list(range(1, res['steps'] + 1))
+    assert abs(losses.loss.iloc[0] - math.log(2)) < 1e-3 and res['best_val_loss'] < math.log(2) - 0.05, (losses.loss.tolist()[:3], res['best_val_loss'])
+    assert [p.name for p in (run/'adapter').iterdir() if p.is_dir()] == []  # the frozen reference is not part of the adapter
+    assert RunConfig.load(run/'config.yaml').train.method == 'dpo'
