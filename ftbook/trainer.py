@@ -59,7 +59,7 @@ def training_arguments(config:RunConfig,  # the checked configuration
                        device:torch.device, # where the run trains
                        dtype:torch.dtype,  # the compute dtype
                        progress_bar:bool=True, # the Trainer's text progress bar
-                       kind=None,          # the arguments' class: `RunArguments`, or a subclass with more settings (preference tuning's)
+                       kind=None,          # the arguments' class (default: RunArguments, which carries the run's configuration to trackers), or a subclass of it
                        **more,             # settings of that subclass, or changes to those below
                       ):
     "transformers `TrainingArguments` for `config` on `device`."
