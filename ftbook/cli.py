@@ -70,21 +70,25 @@ def cmd_review(args):
     "Review an evaluation's flagged answers in the terminal, each saved at once; print what was done and where it is."
     from ftbook.core import write_atomic
     from ftbook.eval import load_results
-    from ftbook.review import Reviews, answer_fields, review_in_terminal, review_queue, reviewed_records, reviewed_system
-    if args.records and Path(args.records).resolve() == Path(args.out).resolve():
-        raise ValueError(f"--records {args.records} is the reviews file (--out): give the training records a file of their own.")
+    from ftbook.review import Reviews, answer_fields, review_in_terminal, review_queue, reviewed_preferences, reviewed_records, reviewed_system
+    outs = {kind: getattr(args, kind) for kind in ('records', 'preferences') if getattr(args, kind)}
+    for kind, file in outs.items():
+        if Path(file).resolve() == Path(args.out).resolve():
+            raise ValueError(f"--{kind} {file} is the reviews file (--out): give the {kind} a file of their own.")
     reviews, result = Reviews(args.out, reviewer=args.reviewer), load_results(args.results)
     queue = review_queue(result, system=args.system, everything=args.all)
-    fields = answer_fields(result, reviewed_system(result, args.system)) if args.records else None  # before a review is asked: an evaluation without fields fails first
+    fields = answer_fields(result, reviewed_system(result, args.system)) if outs else None  # before a review is asked: an evaluation without fields fails first
     counts = review_in_terminal(queue, reviews)
     print(f"\n{counts['accepted']} accepted, {counts['corrected']} corrected, {counts['skipped']} skipped, {counts['left']} left to review; "
           f"{len(reviews)} reviews in {reviews.path}")
-    if args.records:
-        records = reviewed_records(reviews, *fields)
-        if not records: return print(f"No corrections among the reviews: {args.records} not written.")
-        write_atomic(args.records, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in records))
-        print(f"Corrections as training records ({fields[0]}, {fields[1]}): {len(records)} in {args.records}. A run learns them by continuing from "
-              f"the reviewed run's adapter (lora.init_from) on them and some of its training data: see the Review chapter.")
+    for kind, file in outs.items():
+        rows = reviewed_records(reviews, *fields) if kind == 'records' else reviewed_preferences(reviews, fields[0])
+        if not rows: print(f"No corrections among the reviews: {file} not written."); continue
+        write_atomic(file, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows))
+        print(f"Corrections as training records ({fields[0]}, {fields[1]}): {len(rows)} in {file}. A run learns them by continuing from "
+              f"the reviewed run's adapter (lora.init_from) on them and some of its training data: see the Review chapter." if kind == 'records' else
+              f"Corrections as preference records ({fields[0]}, chosen, rejected): {len(rows)} in {file}. A run with train.method: dpo, continuing "
+              f"from the reviewed run's adapter (lora.init_from), learns to prefer them: see the Preference tuning chapter.")
 
 def _chat_command(line:str)->tuple:
     "A chat line read as (command, argument): '/reset', '/system TEXT', '/exit', or ('say', the text)."
@@ -178,6 +182,7 @@ def parser()->argparse.ArgumentParser:
     r.add_argument('--all', action='store_true', help='every answer, not only the flagged ones')
     r.add_argument('--reviewer', help='who reviews (default: the login name)')
     r.add_argument('--records', metavar='FILE', help="also write the corrections as training records (JSON lines, the evaluated records' fields), for the next run")
+    r.add_argument('--preferences', metavar='FILE', help="also write the corrections as preference records (the input, 'chosen' and 'rejected'), for a run with train.method: dpo")
     c = sub.add_parser('chat', help="talk to a run's model in the terminal, answers streamed")
     c.add_argument('adapter', help="a training run's adapter/ folder")
     c.add_argument('--base', action='store_true', help='talk to the base model instead, with the same template and system prompt')

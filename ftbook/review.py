@@ -14,7 +14,7 @@ from .eval import EvalResult
 from .widgets import load_ipywidgets, widget_box
 
 # %% auto #0
-__all__ = ['review_queue', 'read_reviews', 'Reviews', 'reviewed_records', 'review_widget']
+__all__ = ['review_queue', 'read_reviews', 'Reviews', 'reviewed_records', 'reviewed_preferences', 'review_widget']
 
 # %% ../nbs/17_review.ipynb #reviewed-system
 def reviewed_system(result:EvalResult,   # an evaluation
@@ -93,15 +93,25 @@ class Reviews:
     def __repr__(self): return f"Reviews({str(self.path)!r}): {len(self)} saved, {sum(not r['accepted'] for r in self.items)} corrected"
 
 # %% ../nbs/17_review.ipynb #records
+def _latest(reviews:Reviews|str|Path)->list:
+    "The latest review of each input (oldest first in the file: the last one wins)."
+    items = reviews.items if isinstance(reviews, Reviews) else read_reviews(reviews)
+    return list({r['source']: r for r in items}.values())
+
 def reviewed_records(reviews:Reviews|str|Path, # a `Reviews`, or the file it writes
                      source_field:str,         # the records' input field: 'note'
                      target_field:str,         # the records' answer field: 'summary'
                      accepted:bool=False,      # also the answers accepted as they were
                     )->list:                   # records for `train`, beside the original data
     "The reviewed answers as training records: the input, and the answer as the reviewer left it (the latest review of an input, where several answers to it were reviewed)."
-    items = reviews.items if isinstance(reviews, Reviews) else read_reviews(reviews)
-    latest = {r['source']: r for r in items}  # oldest first: the last one wins
-    return [{source_field: r['source'], target_field: r['corrected']} for r in latest.values() if accepted or not r['accepted']]
+    return [{source_field: r['source'], target_field: r['corrected']} for r in _latest(reviews) if accepted or not r['accepted']]
+
+# %% ../nbs/17_review.ipynb #prefs
+def reviewed_preferences(reviews:Reviews|str|Path, # a `Reviews`, or the file it writes
+                         source_field:str,         # the records' input field: 'note'
+                        )->list:                   # preference records: the input, 'chosen' and 'rejected'
+    "Each correction as a preference record: the corrected answer chosen over the model's own (the latest review of an input)."
+    return [{source_field: r['source'], 'chosen': r['corrected'], 'rejected': r['output']} for r in _latest(reviews) if not r['accepted']]
 
 # %% ../nbs/17_review.ipynb #answer-fields
 def answer_fields(result:EvalResult, # the evaluation the reviewed answers came from

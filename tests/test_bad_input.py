@@ -226,6 +226,8 @@ CASES = [
          lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'notes.jsonl')], {'eval/results.json': EVAL_RESULTS, 'notes.jsonl': 'Cough for 3 days\n'}),
     Case('cli/review-unknown-system', 'cli', ["system='base'", "choose one of the evaluated systems ['fine-tuned']"],
          lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'reviews.jsonl'), '--system', 'base'], {'eval/results.json': EVAL_RESULTS}, out='reviews.jsonl'),
+    Case('cli/review-preferences-are-the-reviews', 'cli', ['--preferences', 'is the reviews file (--out)', 'a file of their own'],
+         lambda d, fx: ['review', str(d/'eval'), '--out', str(d/'reviews.jsonl'), '--preferences', str(d/'reviews.jsonl')], {'eval/results.json': EVAL_RESULTS}, out='reviews.jsonl'),
     Case('cli/train-dpo-without-rejected', 'cli', ['records.jsonl', 'line 1', "no field ['chosen', 'rejected']", "'rejected' (the answer to avoid)"],
          lambda d, fx: ['train', str(write_config(d, fx, train={'method': 'dpo'}))], {'records.jsonl': RECORDS}, out='run'),
     Case('cli/review-records-are-the-reviews', 'cli', ['is the reviews file (--out)', 'a file of their own'],

@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 from ftbook.data import PromptTemplate, read_records
 from ftbook.eval import EvalResult, Unsupported, save_results, score_outputs
+from ftbook.preference import preference_pairs
 from ftbook.review import read_reviews, reviewed_records
 
 FTBOOK = Path(sys.executable).parent/'ftbook'
@@ -28,8 +29,12 @@ def review(d:Path, typed:str, *extra)->subprocess.CompletedProcess:
 
 def test_review_in_the_terminal(tmp_path):
     eval_folder(tmp_path)
-    r = review(tmp_path, 'a\ne\nCough for a week, no fever;\nhoney and fluids.\n.\ns\n', '--records', str(tmp_path/'fixes.jsonl'))  # accept, correct, skip
+    r = review(tmp_path, 'a\ne\nCough for a week, no fever;\nhoney and fluids.\n.\ns\n', '--records', str(tmp_path/'fixes.jsonl'),
+               '--preferences', str(tmp_path/'prefs.jsonl'))  # accept, correct, skip
     assert r.returncode == 0, r.stderr
+    pairs = preference_pairs(tmp_path/'prefs.jsonl', PromptTemplate('{note}', '{summary}'))  # what `ftbook train` reads with train.method: dpo
+    assert [(p['prompt'], p['completion'], p['rejected']) for p in pairs] == [(NOTES[1], 'Cough for a week, no fever;\nhoney and fluids.', ANSWERS[1])]
+    assert 'Corrections as preference records (note, chosen, rejected): 1 in' in r.stdout
     assert read_records(tmp_path/'fixes.jsonl') == [dict(note=NOTES[1], summary='Cough for a week, no fever;\nhoney and fluids.')]  # what `ftbook train` reads
     assert 'Corrections as training records (note, summary): 1 in' in r.stdout and 'lora.init_from' in r.stdout
     assert '1 accepted, 1 corrected, 1 skipped, 1 left to review; 2 reviews in' in r.stdout and 'CLAIMS: 20; 5' in r.stdout
