@@ -21,7 +21,7 @@ _PUBLIC = {  # each name a user's project imports from `ftbook`, and the module 
     **dict.fromkeys(['BackgroundRun', 'control_panel'], 'dashboard'),
     **dict.fromkeys(['evaluate_run', 'compare', 'metric_menu', 'default_metrics', 'TextMetric', 'Rouge', 'ExactMatch', 'FormatCompliance',
                      'FactRecall', 'Unsupported', 'unsupported_by', 'fact_extractor', 'save_results', 'load_results', 'plot_comparison', 'explore', 'side_by_side'], 'eval'),
-    **dict.fromkeys(['review_queue', 'Reviews', 'read_reviews', 'reviewed_records', 'review_widget'], 'review'),
+    **dict.fromkeys(['review_queue', 'Reviews', 'read_reviews', 'reviewed_records', 'reviewed_preferences', 'review_widget'], 'review'),
     **dict.fromkeys(['preference_records', 'preference_pairs'], 'preference'),
     **dict.fromkeys(['export', 'merge_adapter'], 'ship'),
 }
