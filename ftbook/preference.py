@@ -74,8 +74,8 @@ def preference_rows(pairs:list,              # from `preference_pairs`
                 loss_tokens=sum(len(r['chosen_ids']) + len(r['rejected_ids']) for r in rows))
 
 # %% ../nbs/18_preference.ipynb #pref-trainer
-def _trl():
-    "TRL, or an error that says how to install it: it is an extra."
+def import_trl():
+    "TRL, or an error that says how to install it: it is an extra (`train` asks before anything is written)."
     try: import trl
     except ImportError: raise ImportError("train.method = 'dpo' trains with TRL's DPOTrainer, and TRL is not installed. "
                                           "Install it with: pip install 'ftbook[preference]'") from None
@@ -84,14 +84,14 @@ def _trl():
 @functools.cache
 def _preference_arguments():
     "`RunArguments` with the settings of TRL's `DPOConfig` (DPO's beta, its reference): made when first needed, as TRL is an extra."
-    cls = dataclass(type('PreferenceArguments', (RunArguments, _trl().DPOConfig), {'__doc__': _preference_arguments.__doc__, '__module__': __name__}))
+    cls = dataclass(type('PreferenceArguments', (RunArguments, import_trl().DPOConfig), {'__doc__': _preference_arguments.__doc__, '__module__': __name__}))
     globals()['PreferenceArguments'] = cls  # checkpoints pickle the arguments, by the name of their class in this module
     return cls
 
 @functools.cache
 def _dpo_trainer_class():
     "TRL's `DPOTrainer`, taking rows that `preference_rows` tokenized instead of tokenizing them again."
-    class PreferenceTrainer(_trl().DPOTrainer):
+    class PreferenceTrainer(import_trl().DPOTrainer):
         def _prepare_dataset(self, dataset, *args, **kw): return dataset  # already token ids, through the template used at inference
     return PreferenceTrainer
 

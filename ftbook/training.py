@@ -13,7 +13,7 @@ from .core import atomic_dir, machine_info, pause_point, pick_device, quiet_chec
 from .model import pretrained_model
 from .quant import load_model
 from .data import make_pairs, split_pairs
-from .preference import preference_pairs, preference_rows
+from .preference import import_trl, preference_pairs, preference_rows
 from .system import System, load_system
 from .config import DTYPES, ConfigError, RunConfig, decide_auto
 from .adapters import meta_model, linear_names_of, add_lora, check_adapter, check_init_from, check_target_modules
@@ -127,6 +127,7 @@ def train(config:RunConfig,     # the run's configuration (checked first); its `
          )->TrainResult:
     "Fine-tune `config.model` with LoRA adapters (QLoRA when 4-bit) on the records, and save the run."
     config.check(); check_trackers(config.train.report_to)
+    if config.train.method == 'dpo': import_trl()  # an extra: refused before anything loads or is written
     empty = meta_model(config.model.name, config.model.trust_remote_code)  # on the meta device: no weights yet
     names = linear_names_of(empty)
     check_target_modules(config.lora, names); check_init_from(config.lora, names, pretrained_model(config.model.name))

@@ -216,3 +216,10 @@ def test_a_preference_run_killed_resumes_and_saves_only_its_adapter(tmp_path, ki
     assert abs(losses.loss.iloc[0] - math.log(2)) < 1e-3 and res['best_val_loss'] < math.log(2) - 0.05, (losses.loss.tolist()[:3], res['best_val_loss'])
     assert [p.name for p in (run/'adapter').iterdir() if p.is_dir()] == []  # the frozen reference is not part of the adapter
     assert RunConfig.load(run/'config.yaml').train.method == 'dpo'
+
+def test_a_preference_run_without_trl_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    import pytest
+    monkeypatch.setitem(sys.modules, 'trl', None)  # as where TRL is not installed: `import trl` raises ImportError
+    config = RunConfig.load(write_run_config(tmp_path, method='dpo'))
+    with pytest.raises(ImportError, match=r"pip install 'ftbook\[preference\]'"): train(config)
+    assert not (tmp_path/'run').exists()
