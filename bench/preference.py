@@ -11,7 +11,7 @@ import argparse, json, os, time
 from pathlib import Path
 import ftbook.quant  # before transformers: bitsandbytes then loads its CPU kernels quietly
 from transformers.utils import logging as hf_logging
-from review_loop import MAX_LEN, MAX_NEW, BATCH, summary_of
+from review_loop import MAX_LEN, MAX_NEW, BATCH, save_report, summary_of
 
 RESULTS = Path(__file__).parent/'results'
 
@@ -60,10 +60,7 @@ def main(run:Path, n_notes:int, epochs:float, lr:float, beta:float):
         report[split] = summary_of(result)
         save_summaries(result, notes, split)
         print(split, json.dumps(report[split], indent=1), flush=True)
-    report['load_average_1min'].append(os.getloadavg()[0])
-    (RESULTS/'preference.json').write_text(json.dumps(report, indent=2, default=str))
-    print(f"1-min load average {report['load_average_1min'][0]:.1f} before, {report['load_average_1min'][1]:.1f} after; "
-          f"{report['machine']['cpu']}, {report['machine']['dtype']}")
+    save_report(report, 'preference')
 
 if __name__ == '__main__':
     hf_logging.disable_progress_bar(); hf_logging.set_verbosity_error()

@@ -59,10 +59,15 @@ def main(run:Path, originals:int, epochs:float, lr:float):
         ex = test.examples[test.examples.system == name]
         (RESULTS/f'review_loop-test-{key}.jsonl').write_text(''.join(json.dumps(dict(id=n['id'], note=n['note'], reference=n['summary'], summary=e.output,
                                                                                      claims=e.unsupported_claims)) + '\n' for n, e in zip(notes, ex.itertuples())))
+    print('test:', json.dumps(report['test'], indent=1))
+    save_report(report, 'review_loop')
+
+def save_report(report:dict, name:str):
+    "Write bench/results/NAME.json, with the load average at the end beside the one at the start, and print both and the machine."
     report['load_average_1min'].append(os.getloadavg()[0])
-    (RESULTS/'review_loop.json').write_text(json.dumps(report, indent=2, default=str))
-    print('test:', json.dumps(report['test'], indent=1), f"\n1-min load average {report['load_average_1min'][0]:.1f} before, "
-          f"{report['load_average_1min'][1]:.1f} after; {report['machine']['cpu']}, {report['machine']['dtype']}")
+    (RESULTS/f'{name}.json').write_text(json.dumps(report, indent=2, default=str))
+    print(f"1-min load average {report['load_average_1min'][0]:.1f} before, {report['load_average_1min'][1]:.1f} after; "
+          f"{report['machine']['cpu']}, {report['machine']['dtype']}")
 
 if __name__ == '__main__':
     hf_logging.disable_progress_bar(); hf_logging.set_verbosity_error()
