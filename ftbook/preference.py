@@ -109,5 +109,9 @@ def preference_trainer(model,                # a PEFT model from `add_lora`
     from datasets import Dataset
     args = training_arguments(config, device, dtype, progress_bar, kind=_preference_arguments(), beta=config.train.beta, max_length=None,
                               precompute_ref_log_probs=True, train_sampling_strategy='random')  # rows are pairs: no single length to group by
-    return _dpo_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows),
-                                processing_class=tok, callbacks=callbacks)
+    trainer = _dpo_trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows),
+                                   processing_class=tok, callbacks=callbacks)
+    params = dict(model.named_parameters())
+    for name, p in params.items():  # TRL stores a 4-bit model's adapters in bf16: back to float32, as supervised runs train them, from the exact copy it keeps
+        if p.requires_grad: p.data = params.get(name.replace('.default.', '.ref.'), p).data.float().clone()
+    return trainer

@@ -111,7 +111,8 @@ def reviewed_preferences(reviews:Reviews|str|Path, # a `Reviews`, or the file it
                          source_field:str,         # the records' input field: 'note'
                         )->list:                   # preference records: the input, 'chosen' and 'rejected'
     "Each correction as a preference record: the corrected answer chosen over the model's own (the latest review of an input)."
-    return [{source_field: r['source'], 'chosen': r['corrected'], 'rejected': r['output']} for r in _latest(reviews) if not r['accepted']]
+    return [{source_field: r['source'], 'chosen': r['corrected'], 'rejected': r['output']} for r in _latest(reviews)
+            if r['corrected'].strip() != r['output'].strip()]  # a change of whitespace only has nothing to prefer
 
 # %% ../nbs/17_review.ipynb #answer-fields
 def answer_fields(result:EvalResult, # the evaluation the reviewed answers came from
